@@ -1,0 +1,33 @@
+# The README's two commands: `make demo` and `make test`. Each sets up what it needs.
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+export DAGSTER_HOME := $(CURDIR)/.dagster_home
+export DVC_NO_ANALYTICS := 1
+export MLFLOW_DISABLE_TELEMETRY := true
+export DO_NOT_TRACK := 1
+export PYTHONUNBUFFERED := 1
+# Tests use both cores; override with `make test PYTEST_ARGS=...`.
+PYTEST_ARGS ?= -n 2
+
+.PHONY: setup demo test bench lock clean
+
+setup:
+	@scripts/bootstrap.sh
+
+# The main job on the embedded default dataset (the synthetic twin, `quick` profile).
+demo: setup
+	$(PY) -m pg2_pipeline demo
+
+test: setup
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+bench: setup
+	@for b in bench/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+
+# Regenerate the pinned lock files from requirements/*.in in scratch environments.
+lock:
+	@scripts/lock.sh
+
+clean:
+	rm -rf assets .dagster_home mlruns mlflow.db

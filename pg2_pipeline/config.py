@@ -1,0 +1,235 @@
+"""Typed, frozen view of ``params.yaml`` — the only home of hyperparameters.
+
+``params.yaml`` has a ``base`` section (seed, dataset, profile) and one section per pipeline
+stage, named like the stage (``twin``, ``image_index``, ...). A section holds the paper's / full
+values; it may carry override blocks that are applied on top, in this order:
+
+    datasets:  {market: {...}, deepfashion: {...}}   # per base.dataset
+    profiles:  {tiny: {...}, quick: {...}, full: {...}}  # per base.profile
+
+Unknown keys, missing keys and wrong types fail with a :class:`ParamsError` naming the key and
+the expected type. The result is a tree of frozen dataclasses.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import types
+import typing
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any, Literal, get_args, get_origin
+
+import yaml
+
+DATASETS = ("market", "deepfashion")
+PROFILES = ("tiny", "quick", "full")
+OVERRIDE_BLOCKS = ("datasets", "profiles")
+
+
+class ParamsError(ValueError):
+    """params.yaml does not match the expected schema."""
+
+
+# --------------------------------------------------------------------------------------------
+# Sections. Field comments say what each value means; defaults live in params.yaml only.
+
+
+@dataclass(frozen=True)
+class BaseParams:
+    seed: int  # global seed: every random choice derives from it
+    dataset: Literal["market", "deepfashion"]
+    profile: Literal["tiny", "quick", "full"]  # data scale + training length preset
+
+
+@dataclass(frozen=True)
+class TwinParams:
+    train_identities: int | None  # identities rendered from the train split (None: all)
+    test_identities: int | None  # identities rendered from the test split (None: all)
+    test_fraction: float  # DeepFashion only: share of identities the twin puts in its test split
+    jpeg_quality: int  # JPEG quality of the rendered files (1..100)
+    workers: int  # rendering processes (output is identical for any value)
+    contact_sheet_identities: int  # rows of the contact sheet
+
+
+@dataclass(frozen=True)
+class ImageIndexParams:
+    root: str  # dataset folder (Market-1501 or DeepFashion In-shop layout), relative to project
+    max_quarantine_fraction: float  # blocking check: fail when more images are quarantined
+    check_size: bool  # quarantine images whose size differs from the dataset's standard size
+    workers: int  # processes that read and hash the images
+
+
+@dataclass(frozen=True)
+class Params:
+    base: BaseParams
+    twin: TwinParams
+    image_index: ImageIndexParams
+
+    def section(self, name: str) -> Any:
+        return getattr(self, name)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def section_hash(self, *names: str) -> str:
+        """Stable short hash of the resolved values of the named sections (``base`` always
+        included): stamps outputs with the parameters that made them."""
+        payload = {n: dataclasses.asdict(self.section(n)) for n in ("base", *names)}
+        blob = json.dumps(payload, sort_keys=True, default=str).encode()
+        return hashlib.sha256(blob).hexdigest()[:16]
+
+
+SECTIONS: dict[str, type] = {f.name: typing.get_type_hints(Params)[f.name] for f in fields(Params)}
+
+
+# --------------------------------------------------------------------------------------------
+# Loading and validation.
+
+
+def load_params(path: str | Path) -> Params:
+    """Reads and validates ``params.yaml``."""
+    path = Path(path)
+    if not path.is_file():
+        raise ParamsError(f"{path}: params file not found")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise ParamsError(f"{path}: not valid YAML: {exc}") from exc
+    return params_from_dict(raw, source=str(path))
+
+
+def params_from_dict(raw: Any, source: str = "params") -> Params:
+    if not isinstance(raw, dict):
+        raise ParamsError(f"{source}: expected a mapping of sections, got {type(raw).__name__}")
+    _check_keys(raw, SECTIONS, source, what="section")
+    base = _build(BaseParams, _plain(raw["base"], "base", source), "base", source)
+    built = {"base": base}
+    for name, cls in SECTIONS.items():
+        if name == "base":
+            continue
+        built[name] = _build(cls, _resolve_overrides(raw[name], name, base, cls, source), name, source)
+    return Params(**built)
+
+
+def _plain(section: Any, name: str, source: str) -> dict:
+    if not isinstance(section, dict):
+        raise ParamsError(f"{source}: section '{name}' must be a mapping, got {type(section).__name__}")
+    return section
+
+
+def _resolve_overrides(section: Any, name: str, base: BaseParams, cls: type, source: str) -> dict:
+    section = dict(_plain(section, name, source))
+    blocks = {b: section.pop(b, None) for b in OVERRIDE_BLOCKS}
+    valid = {f.name for f in fields(cls)}
+    choice = {"datasets": (base.dataset, DATASETS), "profiles": (base.profile, PROFILES)}
+    for block, overrides in blocks.items():  # datasets first, then profiles
+        if overrides is None:
+            continue
+        if not isinstance(overrides, dict):
+            raise ParamsError(f"{source}: '{name}.{block}' must be a mapping")
+        selected, allowed = choice[block]
+        for key, values in overrides.items():
+            if key not in allowed:
+                raise ParamsError(
+                    f"{source}: unknown key '{name}.{block}.{key}' (expected one of {', '.join(allowed)})"
+                )
+            if not isinstance(values, dict):
+                raise ParamsError(f"{source}: '{name}.{block}.{key}' must be a mapping")
+            for k in values:
+                if k not in valid:
+                    raise ParamsError(
+                        f"{source}: unknown key '{name}.{block}.{key}.{k}' "
+                        f"(expected one of {', '.join(sorted(valid))})"
+                    )
+        section.update(overrides.get(selected) or {})
+    return section
+
+
+def _check_keys(mapping: dict, expected: typing.Iterable[str], where: str, what: str = "key") -> None:
+    expected = list(expected)
+    unknown = [k for k in mapping if k not in expected]
+    if unknown:
+        raise ParamsError(f"{where}: unknown {what} '{unknown[0]}' (expected one of {', '.join(expected)})")
+    missing = [k for k in expected if k not in mapping]
+    if missing:
+        raise ParamsError(f"{where}: missing {what} '{missing[0]}'")
+
+
+def _build(cls: type, values: dict, name: str, source: str) -> Any:
+    hints = typing.get_type_hints(cls)
+    extra = [k for k in values if k not in hints]
+    if extra:
+        raise ParamsError(
+            f"{source}: unknown key '{name}.{extra[0]}' (expected one of {', '.join(hints)})"
+        )
+    missing = [k for k in hints if k not in values]
+    if missing:
+        raise ParamsError(f"{source}: missing key '{name}.{missing[0]}' ({_type_name(hints[missing[0]])})")
+    return cls(**{k: _coerce(values[k], hints[k], f"{name}.{k}", source) for k in hints})
+
+
+def _type_name(tp: Any) -> str:
+    origin = get_origin(tp)
+    if origin is Literal:
+        return "one of " + ", ".join(repr(a) for a in get_args(tp))
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(_type_name(a) for a in get_args(tp))
+    if origin in (list, tuple):
+        return f"list of {_type_name(get_args(tp)[0])}"
+    if tp is type(None):
+        return "null"
+    return getattr(tp, "__name__", str(tp))
+
+
+def _coerce(value: Any, tp: Any, key: str, source: str) -> Any:
+    def fail() -> typing.NoReturn:
+        raise ParamsError(
+            f"{source}: '{key}' expected {_type_name(tp)}, got {type(value).__name__} {value!r}"
+        )
+
+    origin = get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        for option in get_args(tp):
+            try:
+                return _coerce(value, option, key, source)
+            except ParamsError:
+                continue
+        fail()
+    if origin is Literal:
+        if value in get_args(tp):
+            return value
+        fail()
+    if origin in (list, tuple):
+        if not isinstance(value, (list, tuple)):
+            fail()
+        (item,) = get_args(tp)[:1]
+        return tuple(_coerce(v, item, f"{key}[{i}]", source) for i, v in enumerate(value))
+    if tp is type(None):
+        if value is None:
+            return None
+        fail()
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        fail()
+    if tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        fail()
+    if tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if isinstance(value, str):  # PyYAML reads '2e-5' (no dot) as a string
+            try:
+                return float(value)
+            except ValueError:
+                fail()
+        fail()
+    if tp is str:
+        if isinstance(value, str):
+            return value
+        fail()
+    raise TypeError(f"unsupported parameter type {tp!r} for {key}")

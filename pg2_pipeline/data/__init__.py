@@ -1,0 +1,1 @@
+"""The data domain: dataset names and layouts, standard files, the synthetic twin, ingest."""

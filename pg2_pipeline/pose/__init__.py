@@ -1,0 +1,1 @@
+"""The pose layer: one keypoint representation, extraction backends, pose maps and masks."""

@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# Creates (or repairs) the project environments. Idempotent: a finished step is skipped.
+#   .venv/       the project environment (torch, dagster, mlflow, opencv, mediapipe, ...)
+#   .venv-dvc/   DVC alone: it needs antlr4 4.9 where Dagster needs 4.13 (see README)
+#   .dagster_home/  the one Dagster instance shared by the UI, the CLI and `dvc repro`
+# Everything is installed from pinned lock files with --no-deps, then `pip check`ed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root="$(pwd)"
+py="${PYTHON:-python3}"
+
+pip_quiet() {  # pip, minus this machine's harmless "Location ... is ignored" index warnings
+  local python=$1; shift
+  "$python" -m pip "$@" 2>&1 | { grep -v "^WARNING: Location '.*' is ignored" || true; }
+  return "${PIPESTATUS[0]}"
+}
+
+stamp_ok() {  # stamp file exists and is newer than every input
+  local stamp=$1; shift
+  [ -f "$stamp" ] || return 1
+  for f in "$@"; do [ "$f" -nt "$stamp" ] && return 1; done
+  return 0
+}
+
+if ! stamp_ok .venv/.pg2-installed requirements/lock.txt pyproject.toml scripts/bootstrap.sh; then
+  echo "==> creating the project environment in .venv (torch CPU wheel + requirements/lock.txt)"
+  [ -x .venv/bin/python ] || "$py" -m venv .venv
+  pip_quiet .venv/bin/python install --quiet --no-deps torch==2.13.0
+  pip_quiet .venv/bin/python install --quiet --no-deps -r requirements/lock.txt
+  pip_quiet .venv/bin/python install --quiet --no-deps --no-build-isolation -e .
+  .venv/bin/python -m pip check
+  touch .venv/.pg2-installed
+fi
+
+if ! stamp_ok .venv-dvc/.pg2-installed requirements/dvc-lock.txt scripts/bootstrap.sh; then
+  echo "==> creating the DVC tool environment in .venv-dvc (requirements/dvc-lock.txt)"
+  [ -x .venv-dvc/bin/python ] || "$py" -m venv .venv-dvc
+  pip_quiet .venv-dvc/bin/python install --quiet --no-deps -r requirements/dvc-lock.txt
+  .venv-dvc/bin/python -m pip check
+  touch .venv-dvc/.pg2-installed
+fi
+
+# `dvc` inside the project environment: runs DVC from its own environment with the project's
+# executables (pg2, python) first on PATH, so stage commands run project code.
+cat > .venv/bin/dvc <<SH
+#!/bin/sh
+here="\$(cd "\$(dirname "\$0")" && pwd)"
+PATH="\$here:\$PATH" DVC_NO_ANALYTICS=1 exec "\$here/../../.venv-dvc/bin/dvc" "\$@"
+SH
+chmod +x .venv/bin/dvc
+
+# Offline defaults for anyone who activates the environment.
+if ! grep -q 'pg2-pipeline environment' .venv/bin/activate; then
+  cat >> .venv/bin/activate <<SH
+# pg2-pipeline environment (added by scripts/bootstrap.sh)
+export DAGSTER_HOME="$root/.dagster_home"
+export DVC_NO_ANALYTICS=1
+export MLFLOW_DISABLE_TELEMETRY=true
+export DO_NOT_TRACK=1
+SH
+fi
+
+DAGSTER_HOME="${DAGSTER_HOME:-$root/.dagster_home}" .venv/bin/python -m pg2_pipeline.env >/dev/null  # creates the instance, telemetry off
