@@ -63,10 +63,28 @@ class ImageIndexParams:
 
 
 @dataclass(frozen=True)
+class KeypointsParams:
+    backend: Literal["annotations", "blazepose"]
+    # annotations backend: standard-format files (name: [y..]: [x..]); empty = the standard files
+    # shipped with the project for base.dataset
+    annotation_files: tuple[str, ...]
+    # blazepose backend
+    visibility_threshold: float  # a landmark below this visibility is missing
+    upscale_min_side: int  # small crops are upscaled so their shorter side is at least this
+    keep_segmentation: bool  # also save BlazePose's person mask per image
+    workers: int  # extraction processes
+    num_shards: int  # incremental unit: a new or changed image re-runs its shard only
+    # checks
+    min_joints: int  # an image "has a pose" with at least this many visible joints
+    min_coverage: float  # blocking check: share of images with a pose must reach this
+
+
+@dataclass(frozen=True)
 class Params:
     base: BaseParams
     twin: TwinParams
     image_index: ImageIndexParams
+    keypoints: KeypointsParams
 
     def section(self, name: str) -> Any:
         return getattr(self, name)

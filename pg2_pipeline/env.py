@@ -64,7 +64,3 @@ def ensure_dagster_home(project_root: Path | None = None) -> Path:
         tmp.write_text(DAGSTER_YAML)
         tmp.replace(config)
     return path
-
-
-if __name__ == "__main__":  # used by scripts/bootstrap.sh
-    print(ensure_dagster_home())

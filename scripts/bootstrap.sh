@@ -60,4 +60,4 @@ export DO_NOT_TRACK=1
 SH
 fi
 
-DAGSTER_HOME="${DAGSTER_HOME:-$root/.dagster_home}" .venv/bin/python -m pg2_pipeline.env >/dev/null  # creates the instance, telemetry off
+DAGSTER_HOME="${DAGSTER_HOME:-$root/.dagster_home}" .venv/bin/python -c "from pg2_pipeline.env import ensure_dagster_home; ensure_dagster_home()"

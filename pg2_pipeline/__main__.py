@@ -1,0 +1,5 @@
+import sys
+
+from pg2_pipeline.cli import main
+
+sys.exit(main())

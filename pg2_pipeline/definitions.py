@@ -1,0 +1,24 @@
+"""The Dagster code location: every asset of the pipeline, its checks, the whole-chain job and
+the project resource. Loaded by ``workspace.yaml`` (``dagster dev``), by ``pg2 materialize``
+(which ``dvc repro`` runs) and by the tests."""
+
+from __future__ import annotations
+
+from dagster import AssetSelection, Definitions, define_asset_job
+
+from pg2_pipeline.orchestration import data
+from pg2_pipeline.orchestration.resources import ProjectResource
+
+ASSETS = [data.twin, data.image_index]
+
+pipeline_job = define_asset_job(
+    "pg2_pipeline",
+    selection=AssetSelection.all(),
+    description="Materializes the whole chain, from the twin to the last asset.",
+)
+
+defs = Definitions(
+    assets=ASSETS,
+    jobs=[pipeline_job],
+    resources={"project": ProjectResource()},
+)

@@ -1,0 +1,72 @@
+"""Shared fixtures: a throw-away copy of the project (for DVC, Dagster CLI and end-to-end
+tests) and a private Dagster instance per test."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parent.parent
+VENV_BIN = Path(sys.executable).parent
+
+
+def project_files() -> list[str]:
+    """The files a fresh clone would have (tracked + new, not ignored)."""
+    out = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard"],
+        cwd=REPO, check=True, capture_output=True, text=True,
+    ).stdout  # fmt: skip
+    return [f for f in out.splitlines() if (REPO / f).is_file()]
+
+
+def set_params(root: Path, **updates: dict) -> None:
+    """Updates sections of ``root/params.yaml``: ``set_params(root, base={'profile': 'tiny'})``."""
+    path = root / "params.yaml"
+    params = yaml.safe_load(path.read_text())
+    for section, values in updates.items():
+        params[section].update(values)
+    path.write_text(yaml.safe_dump(params, sort_keys=False))
+
+
+@pytest.fixture
+def dagster_home(tmp_path, monkeypatch) -> Path:
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    return home
+
+
+@pytest.fixture
+def project(tmp_path, dagster_home, monkeypatch) -> Path:
+    """A copy of the project on the tiny profile, as a fresh git repository, with the
+    project environment's executables first on PATH."""
+    root = tmp_path / "project"
+    for rel in project_files():
+        dst = root / rel
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(REPO / rel, dst)
+    set_params(root, base={"profile": "tiny"})
+    env = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    subprocess.run(["git", "init", "-q", "-b", "main"], cwd=root, check=True)
+    subprocess.run(["git", "add", "-A"], cwd=root, check=True)
+    subprocess.run(["git", "commit", "-qm", "fixture"], cwd=root, check=True)
+    monkeypatch.setenv("PATH", f"{VENV_BIN}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setenv("PG2_PROJECT_DIR", str(root))
+    return root
+
+
+def run(cmd: list[str], cwd: Path, timeout: int = 600) -> subprocess.CompletedProcess:
+    """Runs a command, failing the test with its output when it fails."""
+    proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=timeout)
+    if proc.returncode != 0:
+        pytest.fail(f"{' '.join(cmd)} exited {proc.returncode}\n--- stdout\n{proc.stdout[-4000:]}\n--- stderr\n{proc.stderr[-4000:]}")
+    return proc
