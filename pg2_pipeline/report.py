@@ -31,8 +31,8 @@ def _twin(paths: ProjectPaths) -> list[str]:
     if not s:
         return []
     return [
-        f"{s['images']} images ({_counts(s['images_per_split'])}); identities: {_counts(s['identities_per_split'])}; "
-        f"{s['images_per_second']:.0f} images/s",
+        f"{s['total_images']} images ({_counts(s['images'])}, of which {s['distractor_images']} distractors "
+        f"and {s['junk_images']} junk); identities: {_counts(s['identities'])}; {s['images_per_second']:.0f} images/s",
         f"dataset: {_rel(paths.twin_dataset, paths.root)}",
         f"contact sheet: {_rel(paths.twin_contact_sheet, paths.root)}",
     ]

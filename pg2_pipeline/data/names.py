@@ -16,7 +16,7 @@ from dataclasses import dataclass
 MARKET_EXCLUDED_IDS = ("-1", "0000")  # distractors, junk
 MARKET_SPLIT_DIRS = {"train": "bounding_box_train", "test": "bounding_box_test"}
 
-_MARKET_RE = re.compile(r"^(?P<pid>-1|\d{4})_c(?P<cam>\d)s(?P<seq>\d)_(?P<frame>\d{6})_(?P<box>\d{2})\.jpg$")
+_MARKET_RE = re.compile(r"^(?P<pid>-1|\d{4})_c(?P<cam>\d)s(?P<seq>\d)_(?P<frame>\d{6})_(?P<box>\d{2})\.jpg(?:\.jpg)?$")
 _FASHION_FLAT_RE = re.compile(
     r"^fashion(?P<gender>MEN|WOMEN)(?P<category>[A-Za-z_]+?)id(?P<id>\d{8})(?P<item>\d{2})"
     r"_(?P<pose>\d+)(?P<view>[a-z]+)\.jpg$"

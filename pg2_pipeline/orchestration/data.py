@@ -29,12 +29,13 @@ def twin(context: AssetExecutionContext, project: ProjectResource) -> Materializ
 
     paths = project.paths
     summary = build_twin(project.params(), paths.asset_dir("twin"), progress=True)
-    context.log.info(f"twin: {summary['images']} images in {paths.twin_dataset}")
+    context.log.info(f"twin: {summary['total_images']} images in {paths.twin_dataset}")
     return MaterializeResult(
         metadata={
-            "images": summary["images"],
-            "images_per_split": MetadataValue.json(summary["images_per_split"]),
-            "identities_per_split": MetadataValue.json(summary["identities_per_split"]),
+            "images": summary["total_images"],
+            "images_per_split": MetadataValue.json(summary["images"]),
+            "identities_per_split": MetadataValue.json(summary["identities"]),
+            "distractor_and_junk_images": summary["distractor_images"] + summary["junk_images"],
             "images_per_second": summary["images_per_second"],
             "dataset_root": MetadataValue.path(str(paths.twin_dataset)),
             "contact_sheet": MetadataValue.md(viz.markdown_image(paths.twin_contact_sheet, "contact sheet")),
