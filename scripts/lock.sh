@@ -7,7 +7,7 @@ trap 'rm -rf "$tmp"' EXIT
 python3 -m venv "$tmp/main"
 "$tmp/main/bin/pip" install --quiet torch==2.13.0
 "$tmp/main/bin/pip" install --quiet -r requirements/project.in
-"$tmp/main/bin/pip" freeze --all --exclude torch | grep -v '^pip==' > requirements/lock.txt
+"$tmp/main/bin/pip" freeze --all --exclude torch | grep -v -E '^pip==|^#' > requirements/lock.txt
 python3 -m venv "$tmp/dvc"
 "$tmp/dvc/bin/pip" install --quiet -r requirements/dvc.in
 "$tmp/dvc/bin/pip" freeze --all | grep -v '^pip==' > requirements/dvc-lock.txt
