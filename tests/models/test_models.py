@@ -1,0 +1,187 @@
+"""G1, G2 and D: shapes at both resolutions, parameter counts at the paper's width, TF padding,
+factories, channels_last and bf16 autocast."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from pg2_pipeline.models import (
+    G1,
+    G2,
+    Discriminator,
+    build_discriminator,
+    build_generator,
+    count_parameters,
+)
+from pg2_pipeline.models.g1 import Conv2dSame
+
+RESOLUTIONS = [(128, 64), (256, 256)]
+
+
+# --- parameter arithmetic, written out from the architecture description -------------------
+def conv(k: int, cin: int, cout: int) -> int:
+    return k * k * cin * cout + cout
+
+
+def fc(nin: int, nout: int) -> int:
+    return nin * nout + nout
+
+
+def bn(c: int) -> int:
+    return 2 * c  # γ and β; running statistics are buffers
+
+
+def res(width: int) -> int:
+    return 2 * conv(3, width, width)
+
+
+# fmt: off
+G1_MARKET = (  # C = 128, N = 5 levels, bottleneck 8×4
+    conv(3, 21, 128)                                                   # stem
+    + res(128) + res(256) + res(384) + res(512) + res(640)             # encoder levels
+    + conv(3, 128, 256) + conv(3, 256, 384) + conv(3, 384, 512) + conv(3, 512, 640)  # stride 2
+    + fc(640 * 8 * 4, 64) + fc(64, 128 * 8 * 4)                        # bottleneck z = 64
+    + res(128 + 640) + res(512 + 512) + res(384 + 384) + res(256 + 256) + res(128 + 128)
+    + conv(1, 768, 512) + conv(1, 1024, 384) + conv(1, 768, 256) + conv(1, 512, 128)  # after ×2
+    + conv(3, 256, 3)                                                  # to image
+)
+G1_DEEPFASHION = (  # C = 128, N = 6 levels, bottleneck 8×8
+    conv(3, 21, 128)
+    + res(128) + res(256) + res(384) + res(512) + res(640) + res(768)
+    + conv(3, 128, 256) + conv(3, 256, 384) + conv(3, 384, 512) + conv(3, 512, 640)
+    + conv(3, 640, 768)
+    + fc(768 * 8 * 8, 64) + fc(64, 128 * 8 * 8)
+    + res(128 + 768) + res(640 + 640) + res(512 + 512) + res(384 + 384) + res(256 + 256)
+    + res(128 + 128)
+    + conv(1, 896, 640) + conv(1, 1280, 512) + conv(1, 1024, 384) + conv(1, 768, 256)
+    + conv(1, 512, 128)
+    + conv(3, 256, 3)
+)
+G2_MARKET = (  # C = 128, N' = 3 levels; no skip from the full-resolution level (After2Noise)
+    conv(3, 6, 128)
+    + conv(3, 128, 128) + conv(3, 128, 128)                            # level 0
+    + conv(3, 128, 256) + conv(3, 256, 256)                            # level 1
+    + conv(3, 256, 384) + conv(3, 384, 384)                            # level 2
+    + conv(3, 128, 128) + conv(3, 256, 256)                            # stride 2, same width
+    + conv(3, 384 + 384, 128) + conv(3, 128, 128)                      # decoder + level 2
+    + conv(3, 128 + 256, 128) + conv(3, 128, 128)                      # decoder + level 1
+    + conv(3, 128, 128) + conv(3, 128, 128)                            # decoder, no skip
+    + conv(3, 128, 3)
+)
+G2_DEEPFASHION = (  # C = 128, N' = 4 levels, every level a skip (AfterNoise)
+    conv(3, 6, 128)
+    + conv(3, 128, 128) + conv(3, 128, 128)
+    + conv(3, 128, 256) + conv(3, 256, 256)
+    + conv(3, 256, 384) + conv(3, 384, 384)
+    + conv(3, 384, 512) + conv(3, 512, 512)
+    + conv(3, 128, 128) + conv(3, 256, 256) + conv(3, 384, 384)
+    + conv(3, 512 + 512, 128) + conv(3, 128, 128)
+    + conv(3, 128 + 384, 128) + conv(3, 128, 128)
+    + conv(3, 128 + 256, 128) + conv(3, 128, 128)
+    + conv(3, 128 + 128, 128) + conv(3, 128, 128)
+    + conv(3, 128, 3)
+)
+D_MARKET = (
+    conv(5, 3, 64)
+    + conv(5, 64, 128) + bn(128) + conv(5, 128, 256) + bn(256) + conv(5, 256, 512) + bn(512)
+    + fc(512 * 8 * 4, 1)
+)
+D_DEEPFASHION = (
+    conv(5, 3, 64)
+    + conv(5, 64, 128) + bn(128) + conv(5, 128, 256) + bn(256) + conv(5, 256, 512) + bn(512)
+    + conv(5, 512, 512) + bn(512)
+    + fc(512 * 8 * 8, 1)
+)
+# fmt: on
+
+
+@pytest.mark.parametrize(
+    "size, g1, g2, d",
+    [
+        ((128, 64), G1_MARKET, G2_MARKET, D_MARKET),
+        ((256, 256), G1_DEEPFASHION, G2_DEEPFASHION, D_DEEPFASHION),
+    ],
+)
+def test_parameter_counts_at_paper_width(size, g1, g2, d):
+    h, w = size
+    assert count_parameters(G1(h, w, base_channels=128)) == g1
+    assert count_parameters(G2(h, w, base_channels=128)) == g2
+    assert count_parameters(Discriminator(h, w)) == d
+
+
+def test_parameter_counts_known_values():
+    """The written-out sums above, as numbers (for the README and for review)."""
+    assert (G1_MARKET, G2_MARKET, D_MARKET) == (70_795_075, 6_058_883, 4_324_737)
+    assert (G1_DEEPFASHION, G2_DEEPFASHION, D_DEEPFASHION) == (122_103_235, 12_696_067, 10_896_257)
+
+
+@pytest.mark.parametrize("size", RESOLUTIONS)
+def test_output_shapes(size):
+    h, w = size
+    torch.manual_seed(0)
+    C = 8 if size == (128, 64) else 4
+    g1, g2, d = G1(h, w, C), G2(h, w, C), Discriminator(h, w, base_channels=8)
+    condition, target_map = torch.randn(2, 3, h, w), torch.randn(2, 18, h, w)
+    with torch.no_grad():
+        coarse = g1(condition, target_map)
+        diff = g2(coarse, condition)
+        logits = d(coarse + diff)
+    assert coarse.shape == diff.shape == (2, 3, h, w)
+    assert logits.shape == (2,)
+    assert g1.bottleneck_hw == ((8, 4) if size == (128, 64) else (8, 8))
+    assert g1.to_z.out_features == 64
+
+
+def test_g2_skips_follow_the_reference_per_resolution():
+    assert G2(128, 64, 8).skip_levels == [1, 2]  # Market: UAE_noFC_After2Noise
+    assert G2(256, 256, 8).skip_levels == [0, 1, 2, 3]  # DeepFashion: UAE_noFC_AfterNoise
+    assert G2(128, 64, 8, first_level_skip=True).skip_levels == [0, 1, 2]
+
+
+@pytest.mark.parametrize("kernel", [3, 5])
+def test_stride2_conv_pads_like_tensorflow_same(kernel):
+    """TF "SAME" with stride 2 on an even size puts the odd padding at the bottom/right, so a
+    centred kernel samples the odd pixels (symmetric padding would sample the even ones)."""
+    conv2 = Conv2dSame(1, 1, kernel, stride=2)
+    with torch.no_grad():
+        conv2.weight.zero_()
+        conv2.weight[0, 0, kernel // 2, kernel // 2] = 1.0
+        conv2.bias.zero_()
+        x = torch.arange(8 * 6, dtype=torch.float32).view(1, 1, 8, 6)
+        assert torch.equal(conv2(x), x[:, :, 1::2, 1::2])
+
+
+def test_factories_build_and_fail_loudly():
+    assert isinstance(build_generator("g1", height=128, width=64, base_channels=8), G1)
+    assert isinstance(build_generator("g2", height=128, width=64, base_channels=8), G2)
+    assert isinstance(build_discriminator("dcgan", height=128, width=64), Discriminator)
+    with pytest.raises(ValueError, match="unknown generator 'unet'.*known: g1, g2"):
+        build_generator("unet")
+    with pytest.raises(ValueError, match="unknown discriminator 'patch'.*known: dcgan"):
+        build_discriminator("patch")
+
+
+@pytest.mark.parametrize("size", [(100, 64), (128, 60)])
+def test_unsupported_sizes_fail_loudly(size):
+    with pytest.raises(ValueError, match="image (height|width)"):
+        G1(*size, base_channels=8)
+
+
+def test_channels_last_bf16_autocast_matches_fp32():
+    torch.manual_seed(0)
+    g1, g2, d = G1(128, 64, 8), G2(128, 64, 8), Discriminator(128, 64, 8)
+    condition, target_map = torch.randn(2, 3, 128, 64), torch.randn(2, 18, 128, 64)
+    with torch.no_grad():
+        reference = g1(condition, target_map)
+        for m in (g1, g2, d):
+            m.to(memory_format=torch.channels_last)
+        cl = dict(memory_format=torch.channels_last)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            coarse = g1(condition.to(**cl), target_map.to(**cl))
+            fake = coarse + g2(coarse, condition.to(**cl))
+            logits = d(fake)
+    assert coarse.dtype == torch.bfloat16 and coarse.shape == reference.shape
+    assert torch.isfinite(fake).all() and torch.isfinite(logits.float()).all()
+    # bf16 keeps ~3 significant digits; the coarse output must still be the same function.
+    assert torch.allclose(coarse.float(), reference, atol=0.05 * reference.abs().max().item())
