@@ -66,3 +66,62 @@ class ProjectPaths:
     @property
     def image_index_preview(self) -> Path:
         return self.asset_dir("image_index") / "preview.png"
+
+    # keypoints
+    @property
+    def keypoints_table(self) -> Path:
+        return self.asset_dir("keypoints") / "keypoints.parquet"
+
+    @property
+    def keypoints_shards(self) -> Path:
+        return self.asset_dir("keypoints") / "extraction"
+
+    @property
+    def keypoints_summary(self) -> Path:
+        return self.asset_dir("keypoints") / "summary.json"
+
+    @property
+    def keypoints_preview(self) -> Path:
+        return self.asset_dir("keypoints") / "skeletons.png"
+
+    @property
+    def keypoints_maps_preview(self) -> Path:
+        return self.asset_dir("keypoints") / "pose_maps_and_masks.png"
+
+    # pairs
+    @property
+    def pairs_table(self) -> Path:
+        return self.asset_dir("pairs") / "pairs.parquet"
+
+    @property
+    def pairs_unused_standard(self) -> Path:
+        return self.asset_dir("pairs") / "unused_standard_pairs.parquet"
+
+    @property
+    def pairs_histogram(self) -> Path:
+        return self.asset_dir("pairs") / "pairs_per_identity.png"
+
+    @property
+    def pairs_summary(self) -> Path:
+        return self.asset_dir("pairs") / "summary.json"
+
+    # manifests
+    def manifest_table(self, split: str) -> Path:
+        return self.asset_dir("manifests") / f"{split}.parquet"
+
+    @property
+    def manifests_cache(self) -> Path:
+        return self.asset_dir("manifests") / "cache"
+
+    @property
+    def manifests_summary(self) -> Path:
+        return self.asset_dir("manifests") / "summary.json"
+
+    # evaluation
+    @property
+    def evaluation_metrics(self) -> Path:
+        return self.asset_dir("evaluation") / "metrics.json"
+
+    @property
+    def evaluation_report(self) -> Path:
+        return self.asset_dir("evaluation") / "report"

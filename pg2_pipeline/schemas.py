@@ -110,3 +110,46 @@ KEYPOINTS = pa.schema(
     ]
 )
 KEYPOINTS_NAME = "keypoints"
+
+
+PAIRS = pa.schema(
+    [
+        pa.field("pair_id", pa.int64(), nullable=False),  # unique over splits, stable for given params
+        pa.field("split", pa.string(), nullable=False),
+        pa.field("from_id", pa.string(), nullable=False),  # condition image I_A
+        pa.field("to_id", pa.string(), nullable=False),  # target image I_B (its pose is P_B)
+        pa.field("person_id", pa.string(), nullable=False),
+        pa.field("source", pa.string(), nullable=False),  # mined | standard
+    ]
+)
+PAIRS_NAME = "pairs"
+
+UNUSED_STANDARD_PAIRS = pa.schema(
+    [
+        pa.field("from_id", pa.string(), nullable=False),
+        pa.field("to_id", pa.string(), nullable=False),
+        pa.field("reason", pa.string(), nullable=False),  # see pairs/mining.py UNUSED_REASONS
+    ]
+)
+UNUSED_STANDARD_PAIRS_NAME = "unused_standard_pairs"
+
+
+MANIFEST = pa.schema(
+    [
+        pa.field("pair_id", pa.int64(), nullable=False),
+        pa.field("split", pa.string(), nullable=False),
+        pa.field("person_id", pa.string(), nullable=False),
+        pa.field("from_id", pa.string(), nullable=False),
+        pa.field("to_id", pa.string(), nullable=False),
+        pa.field("from_path", pa.string(), nullable=False),  # relative to the dataset root (metadata)
+        pa.field("to_path", pa.string(), nullable=False),
+        pa.field("from_index", pa.int32(), nullable=False),  # row of the image in the split's tensor cache
+        pa.field("to_index", pa.int32(), nullable=False),
+        # keypoints at the tensor cache's image size, -1 = missing
+        pa.field("from_keypoints_y", _joints(pa.float32()), nullable=False),
+        pa.field("from_keypoints_x", _joints(pa.float32()), nullable=False),
+        pa.field("to_keypoints_y", _joints(pa.float32()), nullable=False),
+        pa.field("to_keypoints_x", _joints(pa.float32()), nullable=False),
+    ]
+)
+MANIFEST_NAME = "manifest"

@@ -1,0 +1,122 @@
+"""The tensor cache: every image of a split decoded once into a memory-mapped uint8 array, plus
+its keypoints, so training never decodes JPEGs or parses Parquet in its hot loop.
+
+Per split, under the manifests folder::
+
+    cache/<split>.images.u8     raw uint8 (N, H, W, 3) RGB, C order (np.memmap)
+    cache/<split>.keypoints.npy float32 (N, 18, 2) (y, x) at the cache's size, -1 = missing
+    cache/<split>.json          header: shape, image ids in row order, params hash
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from multiprocessing import get_context
+from pathlib import Path
+
+import cv2
+import numpy as np
+from tqdm import tqdm
+
+from pg2_pipeline import fileio
+from pg2_pipeline.fileio import atomic_path
+from pg2_pipeline.pose.keypoints import MISSING, visible
+
+
+class CacheError(ValueError):
+    """A tensor cache that is missing, incomplete or does not match its header."""
+
+
+def scale_keypoints(yx: np.ndarray, src_hw: tuple[int, int], dst_hw: tuple[int, int]) -> np.ndarray:
+    """Keypoints of an image resized from ``src_hw`` to ``dst_hw``; missing joints stay missing."""
+    if tuple(src_hw) == tuple(dst_hw):
+        return yx.astype(np.float32, copy=True)
+    factor = np.array([dst_hw[0] / src_hw[0], dst_hw[1] / src_hw[1]], np.float32)
+    out = yx.astype(np.float32) * factor
+    out[~visible(yx)] = MISSING
+    return out
+
+
+def _decode(path: Path, size_hw: tuple[int, int]) -> np.ndarray:
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if image is None:
+        raise CacheError(f"{path}: cannot decode image while building the tensor cache")
+    image = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+    if image.shape[:2] != tuple(size_hw):
+        image = cv2.resize(image, (size_hw[1], size_hw[0]), interpolation=cv2.INTER_AREA)
+    return image
+
+
+def _fill(args: tuple[str, tuple[int, int, int, int], int, list[str]]) -> int:
+    """Worker: decodes ``paths`` into rows ``start..`` of the memmap file."""
+    file, shape, start, paths = args
+    cv2.setNumThreads(1)
+    images = np.memmap(file, dtype=np.uint8, mode="r+", shape=shape)
+    for i, p in enumerate(paths):
+        images[start + i] = _decode(Path(p), shape[1:3])
+    images.flush()
+    return len(paths)
+
+
+def build_cache(
+    folder: Path, split: str, image_ids: list[str], paths: list[Path], keypoints: np.ndarray,
+    size_hw: tuple[int, int], meta: dict, workers: int = 1, progress: bool = True,
+) -> dict:  # fmt: skip
+    """Writes the cache files of one split atomically; ``keypoints`` already at ``size_hw``."""
+    n, (h, w) = len(image_ids), size_hw
+    shape = (n, h, w, 3)
+    images_file = folder / f"{split}.images.u8"
+    with atomic_path(images_file) as tmp:
+        np.memmap(tmp, dtype=np.uint8, mode="w+", shape=shape).flush()
+        chunk = 256
+        jobs = [(str(tmp), shape, s, [str(p) for p in paths[s : s + chunk]]) for s in range(0, n, chunk)]
+        bar = tqdm(total=n, desc=f"cache {split}", unit="img", disable=not progress)
+        if workers > 1 and len(jobs) > 1:
+            with get_context("spawn").Pool(workers) as pool:
+                for done in pool.imap_unordered(_fill, jobs):
+                    bar.update(done)
+        else:
+            for job in jobs:
+                bar.update(_fill(job))
+        bar.close()
+    with atomic_path(folder / f"{split}.keypoints.npy") as tmp:
+        with open(tmp, "wb") as fh:
+            np.save(fh, keypoints.astype(np.float32))
+    header = {"split": split, "shape": list(shape), "dtype": "uint8", "image_ids": image_ids, **meta}
+    fileio.write_json(folder / f"{split}.json", header)
+    return {"images": n, "bytes": int(np.prod(shape))}
+
+
+@dataclass(frozen=True)
+class TensorCache:
+    """One split's cache, opened read-only."""
+
+    split: str
+    images: np.ndarray  # (N, H, W, 3) uint8 memmap
+    keypoints: np.ndarray  # (N, 18, 2) float32
+    image_ids: list[str]
+    header: dict
+
+    @property
+    def size_hw(self) -> tuple[int, int]:
+        return int(self.images.shape[1]), int(self.images.shape[2])
+
+    @classmethod
+    def open(cls, folder: str | Path, split: str) -> "TensorCache":
+        folder = Path(folder)
+        header_file = folder / f"{split}.json"
+        if not header_file.is_file():
+            raise CacheError(f"{header_file} not found: materialize the manifests asset first")
+        header = json.loads(header_file.read_text())
+        shape = tuple(header["shape"])
+        images_file = folder / f"{split}.images.u8"
+        expected = int(np.prod(shape))
+        if not images_file.is_file() or images_file.stat().st_size != expected:
+            size = images_file.stat().st_size if images_file.is_file() else "missing"
+            raise CacheError(f"{images_file}: expected {expected} bytes for {shape}, found {size}")
+        keypoints = np.load(folder / f"{split}.keypoints.npy")
+        if keypoints.shape != (shape[0], 18, 2):
+            raise CacheError(f"{folder / f'{split}.keypoints.npy'}: shape {keypoints.shape}, expected {(shape[0], 18, 2)}")
+        images = np.memmap(images_file, dtype=np.uint8, mode="r", shape=shape)
+        return cls(split, images, keypoints, header["image_ids"], header)
