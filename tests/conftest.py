@@ -34,6 +34,37 @@ def set_params(root: Path, **updates: dict) -> None:
     path.write_text(yaml.safe_dump(params, sort_keys=False))
 
 
+def copy_project(root: Path, profile: str = "tiny") -> Path:
+    """A copy of the project's files in ``root`` with ``base.profile`` set."""
+    for rel in project_files():
+        dst = root / rel
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(REPO / rel, dst)
+    set_params(root, base={"profile": profile})
+    return root
+
+
+def materialize_through(root: Path, last: str) -> None:
+    """Materializes the chain up to and including ``last`` in-process (ephemeral instance)."""
+    from dagster import materialize
+
+    from pg2_pipeline.definitions import ASSETS
+    from pg2_pipeline.orchestration.resources import ProjectResource
+
+    names = [a.key.path[-1] for a in ASSETS]
+    chain = ASSETS[: names.index(last) + 1]
+    result = materialize(chain, resources={"project": ProjectResource(root=str(root))})
+    assert result.success
+
+
+@pytest.fixture(scope="session")
+def tiny_manifests(tmp_path_factory) -> Path:
+    """A tiny project materialized through the manifests (shared, read-only for tests)."""
+    root = copy_project(tmp_path_factory.mktemp("tiny") / "project")
+    materialize_through(root, "manifests")
+    return root
+
+
 @pytest.fixture
 def dagster_home(tmp_path, monkeypatch) -> Path:
     home = tmp_path / "dagster_home"
@@ -47,12 +78,7 @@ def dagster_home(tmp_path, monkeypatch) -> Path:
 def project(tmp_path, dagster_home, monkeypatch) -> Path:
     """A copy of the project on the tiny profile, as a fresh git repository, with the
     project environment's executables first on PATH."""
-    root = tmp_path / "project"
-    for rel in project_files():
-        dst = root / rel
-        dst.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(REPO / rel, dst)
-    set_params(root, base={"profile": "tiny"})
+    root = copy_project(tmp_path / "project")
     env = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}
     for k, v in env.items():
         monkeypatch.setenv(k, v)

@@ -1,0 +1,52 @@
+"""MLflow tracking for the training and evaluation stages: where the store is, one run per
+stage, resumable, tagged with the Dagster run, the git commit and the manifest hash.
+
+The default store is a project-local SQLite database (``sqlite:///mlflow.db`` in params, resolved
+against the project folder) with artifacts in ``mlartifacts/``; ``$MLFLOW_TRACKING_URI`` wins.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+ARTIFACT_DIR = "mlartifacts"
+UI_URL = "http://127.0.0.1:5000"  # where `make ui` serves the MLflow UI
+
+
+def tracking_uri(params, root: Path) -> str:
+    uri = os.environ.get("MLFLOW_TRACKING_URI") or params.mlflow.tracking_uri
+    prefix = "sqlite:///"
+    if uri.startswith(prefix) and not uri[len(prefix):].startswith("/"):
+        uri = prefix + str((root / uri[len(prefix):]).resolve())
+    return uri
+
+
+def setup(params, root: Path):
+    """Points mlflow at the project's store and makes sure the experiment exists; returns the
+    experiment id."""
+    import mlflow
+
+    mlflow.set_tracking_uri(tracking_uri(params, root))
+    name = params.mlflow.experiment
+    experiment = mlflow.get_experiment_by_name(name)
+    if experiment is None:
+        location = (root / ARTIFACT_DIR).resolve().as_uri()
+        return mlflow.create_experiment(name, artifact_location=location)
+    return experiment.experiment_id
+
+
+def run_url(experiment_id: str, run_id: str) -> str:
+    return f"{UI_URL}/#/experiments/{experiment_id}/runs/{run_id}"
+
+
+def flatten(prefix: str, values: dict[str, Any]) -> dict[str, str]:
+    out = {}
+    for key, value in values.items():
+        name = f"{prefix}.{key}" if prefix else key
+        if isinstance(value, dict):
+            out.update(flatten(name, value))
+        else:
+            out[name] = str(value)
+    return out

@@ -1,0 +1,142 @@
+"""The training loop on the tiny twin: resume after SIGKILL gives bit-identical weights, NaN
+stops the run naming the step and checkpoint, checkpoints load without pickle, MLflow records
+the run."""
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from conftest import set_params
+from pg2_pipeline.config import load_params
+from pg2_pipeline.paths import ProjectPaths
+from pg2_pipeline.train import checkpoint as ckpt
+from pg2_pipeline.train.loop import TrainingDivergedError, train_stage
+
+TRAIN = """
+import sys
+from pg2_pipeline.config import load_params
+from pg2_pipeline.paths import ProjectPaths
+from pg2_pipeline.train.loop import train_stage
+from pathlib import Path
+paths = ProjectPaths(Path(sys.argv[1]))
+train_stage(sys.argv[2], load_params(paths.params_file), paths, progress=False)
+"""
+
+
+def project_copy(tiny_manifests: Path, dest: Path, **stage1) -> Path:
+    shutil.copytree(tiny_manifests, dest, ignore=shutil.ignore_patterns("stage1", "stage2", "evaluation", "mlflow.db", "mlartifacts"))
+    set_params(dest, stage1={"profiles": {"tiny": {"steps": 8, "batch_size": 4, "base_channels": 8, "checkpoint_every": 2,
+                                                   "sample_every": 4, "log_every": 1, **stage1}}})  # fmt: skip
+    return dest
+
+
+def train(root: Path, stage: str = "stage1") -> subprocess.Popen:
+    env = {**os.environ, "PG2_PROJECT_DIR": str(root), "MLFLOW_TRACKING_URI": f"sqlite:///{root}/mlflow.db"}
+    return subprocess.Popen([sys.executable, "-c", TRAIN, str(root), stage], env=env, start_new_session=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # fmt: skip
+
+
+def test_kill_and_resume_gives_identical_weights(tiny_manifests, tmp_path):
+    straight = project_copy(tiny_manifests, tmp_path / "straight")
+    assert train(straight).wait(timeout=300) == 0
+
+    killed = project_copy(tiny_manifests, tmp_path / "killed")
+    proc = train(killed)
+    folder = ProjectPaths(killed).asset_dir("stage1") / "checkpoints"
+    deadline = time.time() + 300
+    while not ckpt.checkpoints(folder) and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)  # at whatever point it has reached
+    proc.wait()
+    steps_done = [s for s, _ in ckpt.checkpoints(folder)]
+    assert steps_done and max(steps_done) < 8, f"the run was not interrupted: {steps_done}"
+    assert train(killed).wait(timeout=300) == 0
+
+    a = load_file(ProjectPaths(straight).asset_dir("stage1") / "g1.safetensors")
+    b = load_file(ProjectPaths(killed).asset_dir("stage1") / "g1.safetensors")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    summary = json.loads((ProjectPaths(killed).asset_dir("stage1") / "summary.json").read_text())
+    assert summary["resumed_from_step"] == max(steps_done)
+    # the loss history is continuous across the kill
+    history = json.loads((ProjectPaths(killed).asset_dir("stage1") / "history.json").read_text())
+    assert [h["step"] for h in history] == list(range(1, 9))
+
+
+def test_changed_params_never_resume_a_stale_checkpoint(tiny_manifests, tmp_path):
+    root = project_copy(tiny_manifests, tmp_path / "p")
+    paths = ProjectPaths(root)
+    os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{root}/mlflow.db"
+    try:
+        train_stage("stage1", load_params(paths.params_file), paths, progress=False)
+        set_params(root, stage1={"profiles": {"tiny": {"steps": 4, "batch_size": 4, "base_channels": 8, "checkpoint_every": 2,
+                                                       "sample_every": 4, "log_every": 1, "lr": 1e-4}}})  # fmt: skip
+        summary = train_stage("stage1", load_params(paths.params_file), paths, progress=False)
+    finally:
+        del os.environ["MLFLOW_TRACKING_URI"]
+    assert summary["resumed_from_step"] == 0
+    assert [s for s, _ in ckpt.checkpoints(paths.asset_dir("stage1") / "checkpoints")] == [2, 4]
+
+
+def test_nan_loss_stops_with_step_and_last_checkpoint(tiny_manifests, tmp_path, monkeypatch):
+    root = project_copy(tiny_manifests, tmp_path / "p", lr=1e30, precision="fp32")
+    paths = ProjectPaths(root)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{root}/mlflow.db")
+    with pytest.raises(TrainingDivergedError) as err:
+        train_stage("stage1", load_params(paths.params_file), paths, progress=False)
+    message = str(err.value)
+    assert "stage1: loss_G1 is" in message and "at step" in message and "last good checkpoint" in message
+    step = int(message.split("at step ")[1].split(";")[0])
+    expected = "none" if step <= 2 else str(paths.asset_dir("stage1") / "checkpoints")
+    assert expected in message
+    import mlflow
+
+    run = mlflow.search_runs(experiment_names=["pg2"], output_format="list")[0]
+    assert run.info.status == "FAILED"
+
+
+def test_checkpoints_load_without_pickle_and_describe_themselves(tiny_manifests, tmp_path, monkeypatch):
+    root = project_copy(tiny_manifests, tmp_path / "p")
+    paths = ProjectPaths(root)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{root}/mlflow.db")
+    summary = train_stage("stage1", load_params(paths.params_file), paths, progress=False)
+    step, path = ckpt.checkpoints(paths.asset_dir("stage1") / "checkpoints")[-1]
+    state = torch.load(path, weights_only=True)  # plain tensors and Python values only
+    assert state["step"] == step == 8 and state["stage"] == "stage1"
+    assert set(state["models"]) == {"g1"} and set(state["optimizers"]) == {"g1"}
+    assert state["params"]["stage1"]["steps"] == 8 and state["params"]["base"]["seed"] == 1234
+    assert state["code_version"]["code_hash"] == ckpt.code_hash() and "git_commit" in state["code_version"]
+    assert isinstance(state["rng"]["torch"], torch.Tensor) and len(state["history"]) == 8
+
+    class Evil:
+        def __reduce__(self):
+            return (os.system, ("echo pwned",))
+
+    evil = path.with_name("step-00000009.pt")
+    torch.save({"format": ckpt.FORMAT, "step": 9, "payload": Evil()}, evil)
+    with pytest.raises(Exception, match="Weights only load failed|Unsupported global"):
+        ckpt.load_checkpoint(evil)
+    _, best, stale = ckpt.latest_matching(evil.parent, state["fingerprint"])
+    assert best["step"] == 8 and evil in stale  # never resumed from
+
+    # MLflow: one run per stage, tagged, with losses, grids and weights
+    import mlflow
+
+    run = mlflow.get_run(summary["mlflow_run_id"])
+    assert run.info.run_name == "stage1" and run.info.status == "FINISHED"
+    assert {"dagster.run_id", "git.commit", "manifest.hash"} <= set(run.data.tags)
+    assert run.data.tags["manifest.hash"] == summary["manifest_hash"]
+    assert run.data.params["stage1.steps"] == "8"
+    history = mlflow.MlflowClient().get_metric_history(run.info.run_id, "loss_G1")
+    assert [m.step for m in history] == list(range(1, 9))
+    artifacts = {a.path for a in mlflow.MlflowClient().list_artifacts(run.info.run_id)}
+    assert {"samples", "weights", "losses.png"} <= artifacts
+    assert (paths.asset_dir("stage1") / "samples" / "latest.png").is_file()
