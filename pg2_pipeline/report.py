@@ -50,9 +50,78 @@ def _image_index(paths: ProjectPaths) -> list[str]:
     ]
 
 
+def _keypoints(paths: ProjectPaths) -> list[str]:
+    s = _load(paths.keypoints_summary)
+    if not s:
+        return []
+    missing = f"; without a pose: {_counts(s['not_found_reasons'])}" if s["not_found_reasons"] else ""
+    return [
+        f"{s['images']} poses from {s['backend']}; >= {s['min_joints']} joints: {_counts(s['coverage_per_split'])}{missing}",
+        f"pictures: {_rel(paths.keypoints_preview, paths.root)}, {_rel(paths.keypoints_maps_preview, paths.root)}",
+    ]
+
+
+def _pairs(paths: ProjectPaths) -> list[str]:
+    s = _load(paths.pairs_summary)
+    if not s:
+        return []
+    flips = f" ({s['train_pairs_with_flips']} with flips)" if s["flip_augmentation"] else ""
+    return [
+        f"train {s['pairs_per_split']['train']} pairs{flips} over {s['identities_per_split']['train']} identities; "
+        f"test {s['pairs_per_split']['test']} pairs ({s['test_protocol']}) over {s['identities_per_split']['test']} identities",
+        f"standard test pairs not usable here: {_counts(s['standard_unused'])}" if s["test_protocol"] == "standard" else "test pairs mined",
+        f"histogram: {_rel(paths.pairs_histogram, paths.root)}",
+    ]
+
+
+def _manifests(paths: ProjectPaths) -> list[str]:
+    s = _load(paths.manifests_summary)
+    if not s:
+        return []
+    splits = "; ".join(f"{k} {v['pairs']} pairs / {v['images']} images ({v['cache_bytes'] / 2**20:.0f} MiB cache)" for k, v in s["splits"].items())
+    return [f"{splits}; {s['image_size'][0]}x{s['image_size'][1]}", f"cache: {_rel(paths.manifests_cache, paths.root)}"]
+
+
+def _training(stage: str) -> Callable[[ProjectPaths], list[str]]:
+    def describe(paths: ProjectPaths) -> list[str]:
+        s = _load(paths.asset_dir(stage) / "summary.json")
+        if not s:
+            return []
+        first = ", ".join(f"{k} {v:.3f}" for k, v in s["first_losses"].items() if k.startswith("loss_") and k.count("_") <= 1)
+        last = ", ".join(f"{k} {v:.3f}" for k, v in s["final_losses"].items() if k.startswith("loss_") and k.count("_") <= 1)
+        resumed = f" (resumed at {s['resumed_from_step']})" if s["resumed_from_step"] else ""
+        return [
+            f"{s['steps']} steps{resumed} on {s['device']} ({s['autocast']}), {s['images_per_second']:.1f} images/s; "
+            f"losses {first} -> {last}",
+            f"sample grid: {_rel(paths.asset_dir(stage) / 'samples' / 'latest.png', paths.root)}; "
+            f"MLflow run {s['mlflow_run_id']} ({s['mlflow_run_url']})",
+        ]
+
+    return describe
+
+
+def _evaluation(paths: ProjectPaths) -> list[str]:
+    report = paths.evaluation_report
+    if not (report / "metrics.md").is_file():
+        return []
+    lines = [f"report: {_rel(report, paths.root)}/ (metrics.md, examples.png, curves.png, per_pair.parquet)"]
+    registration = _load(report / "registration.json")
+    if registration:
+        alias = "@champion" if registration["champion"] else "(no alias)"
+        lines.append(f"registered {registration['name']} version {registration['version']} {alias}: {registration['reason']}")
+    lines += ["", *[line for line in (report / "metrics.md").read_text().splitlines()]]
+    return lines
+
+
 DESCRIBERS: dict[str, Callable[[ProjectPaths], list[str]]] = {
     "twin": _twin,
     "image_index": _image_index,
+    "keypoints": _keypoints,
+    "pairs": _pairs,
+    "manifests": _manifests,
+    "stage1": _training("stage1"),
+    "stage2": _training("stage2"),
+    "evaluation": _evaluation,
 }
 
 

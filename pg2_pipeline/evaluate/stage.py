@@ -1,0 +1,300 @@
+"""The ``evaluation`` stage: generate the test pairs with stage 2 (G1 + G2), stage 1 (G1) and the
+"copy the condition image" baseline, score every pair under named protocols, and register the
+stage-2 generator (``champion`` alias only when it beats the copy baseline on mask-SSIM).
+
+Outputs (assets/evaluation/): ``metrics.json`` (DVC metrics), ``curves.csv`` (DVC plots),
+``report/metrics.md``, ``report/per_pair.parquet``, ``report/examples.png`` (best / median /
+worst), ``report/curves.png`` (metrics over checkpoints); everything is also logged to the MLflow
+run ``evaluation``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import torch
+from tqdm import tqdm
+
+from pg2_pipeline import fileio
+from pg2_pipeline.evaluate import metrics as M
+from pg2_pipeline.evaluate.inception_score import UNAVAILABLE_REASON, Unavailable, inception_score, load_inception_logits
+from pg2_pipeline.evaluate.pckh import PCKhCounts, pckh, pckh_score
+from pg2_pipeline.evaluate.report import curves_csv, curves_picture, examples_picture, markdown_table, metric_curves
+from pg2_pipeline.pairs.loader import PairLoader
+from pg2_pipeline.pairs.manifests import read_manifest
+from pg2_pipeline.pose.maps import pose_masks
+from pg2_pipeline.train.loop import StageFiles, load_generator, resolve_device
+from pg2_pipeline.train.samples import to_uint8
+
+METHODS = ("stage2", "stage1", "copy")  # what each row of the table generated
+METHOD_LABELS = {"stage2": "PG² (stage 1 + 2)", "stage1": "stage 1 only (G1)", "copy": "copy the condition image"}
+SSIM_NAMES = tuple(M.SSIM_PROTOCOLS)
+
+
+@dataclass
+class _Accumulator:
+    per_pair: dict[str, list[np.ndarray]] = field(default_factory=dict)
+
+    def add(self, name: str, values: torch.Tensor | np.ndarray) -> None:
+        array = values.detach().cpu().numpy() if isinstance(values, torch.Tensor) else np.asarray(values)
+        self.per_pair.setdefault(name, []).append(array.astype(np.float64))
+
+    def column(self, name: str) -> np.ndarray:
+        return np.concatenate(self.per_pair[name]) if name in self.per_pair else np.array([])
+
+
+def _files(paths) -> dict[str, Path]:
+    folder = paths.asset_dir("evaluation")
+    return {
+        "metrics": folder / "metrics.json", "curves_csv": folder / "curves.csv", "report": folder / "report",
+        "table": folder / "report" / "metrics.md", "per_pair": folder / "report" / "per_pair.parquet",
+        "examples": folder / "report" / "examples.png", "curves": folder / "report" / "curves.png",
+        "summary": folder / "report" / "summary.json",
+    }  # fmt: skip
+
+
+def _subset(n: int, limit: int | None, seed: int) -> np.ndarray:
+    if limit is None or limit >= n:
+        return np.arange(n)
+    return np.sort(np.random.default_rng([seed, 7]).choice(n, size=limit, replace=False))
+
+
+class Generators:
+    """G1 and G2 of the trained stages, producing uint8 images for each method."""
+
+    def __init__(self, g1, g2):
+        self.g1, self.g2 = g1.eval(), g2.eval()
+
+    @torch.inference_mode()
+    def __call__(self, batch) -> dict[str, torch.Tensor]:
+        coarse = self.g1(batch.condition, batch.target_map)
+        refined = coarse + self.g2(coarse, batch.condition)
+        return {"stage2": _u8(refined), "stage1": _u8(coarse), "copy": _u8(batch.condition)}
+
+
+def _u8(images: torch.Tensor) -> torch.Tensor:
+    return images.float().clamp(-1, 1).add(1).mul(127.5).round().to(torch.uint8)
+
+
+def build_evaluation(params, paths, *, progress: bool = True) -> dict:
+    """Scores the test pairs (see the module docstring). Returns the summary; registration is
+    done by :func:`register_generator` (the asset calls both)."""
+    start = time.perf_counter()
+    cfg, files = params.evaluation, _files(paths)
+    device = resolve_device(cfg.device)
+    manifests_dir = paths.asset_dir("manifests")
+    full = PairLoader.from_manifest(manifests_dir, "test", 1, shuffle=False, device=device)
+    rows = _subset(len(full.pairs), cfg.max_pairs, params.base.seed)
+    loader = PairLoader(full.cache, full.pairs[rows], min(cfg.batch_size, len(rows)), shuffle=False, device=device)
+    manifest = read_manifest(paths.manifest_table("test")).take(pa.array(rows))
+    h, w = loader.height, loader.width
+    gens = Generators(load_generator(StageFiles(paths.asset_dir("stage1")), "g1", device),
+                      load_generator(StageFiles(paths.asset_dir("stage2")), "g2", device))  # fmt: skip
+
+    acc = _Accumulator()
+    lpips_net = _lpips(cfg, device)
+    fid_features = _fid_features(cfg, device)
+    fid_gen = {m: None for m in METHODS}
+    is_net = load_inception_logits(cfg.inception_logits_weights, device) if cfg.inception_logits_weights else None
+    logits: dict[str, list] = {f"{m}{suffix}": [] for m in METHODS for suffix in ("", "_mask")}
+    estimator = _estimator(cfg)
+    pck: dict[str, list[PCKhCounts]] = {m: [] for m in (*METHODS, "real")}
+    keep_images: dict[str, list[np.ndarray]] = {m: [] for m in (*METHODS, "condition", "target")}
+
+    bar = tqdm(total=len(rows), desc="evaluation", unit="pair", disable=not progress)
+    for step in range(loader.steps_per_epoch):
+        batch = loader.batch(step)
+        sel, _ = loader.indices(step)
+        target_yx = torch.from_numpy(loader.cache.keypoints[loader.pairs[sel, 1]]).to(device)
+        target = _u8(batch.target)
+        masks = pose_masks(target_yx, h, w)
+        outputs = gens(batch)
+        for method, generated in outputs.items():
+            for protocol in SSIM_NAMES:
+                acc.add(f"{method}.ssim_{protocol}", M.ssim(generated, target, protocol))
+            acc.add(f"{method}.mask_ssim", M.ssim(generated, target, cfg.ssim_protocol, mask=masks))
+            acc.add(f"{method}.psnr", M.psnr(generated, target))
+            acc.add(f"{method}.l1", M.l1(generated, target))
+            if lpips_net is not None:
+                acc.add(f"{method}.lpips", lpips_net.score(generated, target))
+            if fid_features is not None:
+                fid_gen[method] = _fid_update(fid_gen[method], fid_features(generated))
+            if is_net is not None:
+                logits[method].append(is_net(generated).cpu())
+                logits[f"{method}_mask"].append(is_net(M.apply_mask(generated, masks)).cpu())
+            if estimator is not None:
+                pck[method].append(pckh(_estimate(estimator, generated), target_yx.cpu()))
+        if estimator is not None:
+            pck["real"].append(pckh(_estimate(estimator, target), target_yx.cpu()))
+        for method in METHODS:
+            keep_images[method].append(outputs[method].permute(0, 2, 3, 1).cpu().numpy())
+        keep_images["condition"].append(to_uint8(batch.condition))
+        keep_images["target"].append(target.permute(0, 2, 3, 1).cpu().numpy())
+        bar.update(len(sel))
+    bar.close()
+    if estimator is not None:
+        estimator.close()
+
+    results = {m: _aggregate(acc, m, cfg.ssim_protocol) for m in METHODS}
+    fid_info = _fid(fid_features, fid_gen, loader_train_images(manifests_dir, cfg.fid_real_images, params.base.seed), results)
+    _pckh(pck, results)
+    _inception(is_net, logits, results)
+
+    per_pair = _per_pair_table(manifest, acc)
+    images = {k: np.concatenate(v) for k, v in keep_images.items()}
+    curves = metric_curves(params, paths, device, cfg.curve_pairs)
+    metrics = {
+        "pairs": int(len(rows)),
+        "test_pairs_available": int(len(full.pairs)),
+        "dataset": params.base.dataset,
+        "profile": params.base.profile,
+        "ssim_protocol": cfg.ssim_protocol,
+        **{m: results[m] for m in METHODS},
+    }
+    fileio.write_json(files["metrics"], metrics)
+    fileio.write_bytes(files["per_pair"], _parquet_bytes(per_pair))
+    fileio.write_text(files["table"], markdown_table(metrics, fid_info))
+    fileio.write_png(files["examples"], examples_picture(images, acc.column("stage2.mask_ssim"), cfg.examples))
+    fileio.write_text(files["curves_csv"], curves_csv(curves))
+    fileio.write_png(files["curves"], curves_picture(curves))
+    summary = {
+        "metrics": metrics,
+        "fid": fid_info,
+        "curves_points": len(curves),
+        "beats_copy_on_mask_ssim": bool(results["stage2"]["mask_ssim"] > results["copy"]["mask_ssim"]),
+        "seconds": round(time.perf_counter() - start, 2),
+        "device": device.type,
+    }
+    fileio.write_json(files["summary"], summary)
+    return summary
+
+
+# ------------------------------------------------------------------------------------ parts
+
+
+def _lpips(cfg, device):
+    if not cfg.lpips:
+        return None
+    from pg2_pipeline.evaluate.lpips import LPIPS
+
+    return LPIPS.pretrained(device=device)
+
+
+def _fid_features(cfg, device):
+    if not cfg.fid:
+        return None
+    from pg2_pipeline.evaluate.fid import InceptionFeatures
+
+    return InceptionFeatures(device=device, batch_size=32)
+
+
+def _fid_update(stats, features: torch.Tensor):
+    from pg2_pipeline.evaluate.fid import FIDStats
+
+    return (stats or FIDStats.empty(features.shape[1], features.device)).update(features)
+
+
+def loader_train_images(manifests_dir: Path, limit: int | None, seed: int):
+    """Batches of uint8 (B, 3, H, W) training images: the FID real set (DESIGN.md)."""
+    from pg2_pipeline.pairs.cache import TensorCache
+
+    cache = TensorCache.open(manifests_dir / "cache", "train")
+    rows = _subset(len(cache.image_ids), limit, seed)
+    for start in range(0, len(rows), 64):
+        chunk = np.sort(rows[start : start + 64])
+        yield torch.from_numpy(np.ascontiguousarray(cache.images[chunk])).permute(0, 3, 1, 2)
+
+
+def _fid(features, generated: dict, real_batches, results: dict) -> dict:
+    from pg2_pipeline.evaluate.fid import FID_PROTOCOL, FIDStats, fid
+
+    if features is None:
+        for m in METHODS:
+            results[m]["fid"] = "disabled (params evaluation.fid: false)"
+        return {"enabled": False}
+    real = FIDStats.from_features(features(b) for b in real_batches)
+    for m in METHODS:
+        results[m]["fid"] = round(fid(generated[m], real, method="eigh"), 4)
+    return {"enabled": True, "protocol": FID_PROTOCOL, "real_images": int(real.n), "real_set": "training images (tensor cache)",
+            "generated_images": int(generated["stage2"].n)}  # fmt: skip
+
+
+def _estimator(cfg):
+    if not cfg.pckh:
+        return None
+    from pg2_pipeline.pose.blazepose import BlazePoseEstimator
+
+    return BlazePoseEstimator()
+
+
+def _estimate(estimator, images: torch.Tensor) -> torch.Tensor:
+    rgb = images.permute(0, 2, 3, 1).cpu().numpy()
+    return torch.from_numpy(np.stack([estimator.estimate(np.ascontiguousarray(im)).yx for im in rgb]))
+
+
+def _pckh(pck: dict, results: dict) -> None:
+    for m, counts in pck.items():
+        if not counts:
+            continue
+        pooled = PCKhCounts(*(torch.cat([getattr(c, f) for c in counts]) for f in PCKhCounts.__dataclass_fields__))
+        try:
+            value = round(pckh_score(pooled), 4)
+        except ValueError as exc:
+            value = f"unavailable: {exc}"
+        if m == "real":
+            for method in METHODS:
+                results[method]["pckh_real_targets"] = value  # the estimator's ceiling on real targets
+        else:
+            results[m]["pckh"] = value
+    for m in METHODS:
+        results[m].setdefault("pckh", "disabled (params evaluation.pckh: false)")
+
+
+def _inception(net, logits: dict, results: dict) -> None:
+    for m in METHODS:
+        if net is None or isinstance(net, Unavailable):
+            results[m]["is"] = results[m]["mask_is"] = UNAVAILABLE_REASON
+            continue
+        for key, name in ((m, "is"), (f"{m}_mask", "mask_is")):
+            score = inception_score(torch.cat(logits[key]))
+            results[m][name] = round(score.mean, 4)
+            results[m][f"{name}_std"] = round(score.std, 4)
+
+
+def _mean(values: np.ndarray) -> float | str:
+    finite = values[np.isfinite(values)]
+    if len(finite) < len(values):
+        return f"inf ({len(values) - len(finite)} identical pairs)" if not len(finite) else round(float(finite.mean()), 4)
+    return round(float(values.mean()), 4)
+
+
+def _aggregate(acc: _Accumulator, method: str, protocol: str) -> dict:
+    out = {"ssim": round(float(acc.column(f"{method}.ssim_{protocol}").mean()), 4)}
+    for p in SSIM_NAMES:
+        out[f"ssim_{p}"] = round(float(acc.column(f"{method}.ssim_{p}").mean()), 4)
+    out["mask_ssim"] = round(float(acc.column(f"{method}.mask_ssim").mean()), 4)
+    out["psnr"] = _mean(acc.column(f"{method}.psnr"))
+    out["l1"] = round(float(acc.column(f"{method}.l1").mean()), 5)
+    if f"{method}.lpips" in acc.per_pair:
+        out["lpips"] = round(float(acc.column(f"{method}.lpips").mean()), 4)
+    return out
+
+
+def _per_pair_table(manifest: pa.Table, acc: _Accumulator) -> pa.Table:
+    columns = {c: manifest.column(c) for c in ("pair_id", "from_id", "to_id", "person_id")}
+    columns.update({name.replace(".", "_"): acc.column(name) for name in sorted(acc.per_pair)})
+    return pa.table(columns)
+
+
+def _parquet_bytes(table: pa.Table) -> bytes:
+    import pyarrow.parquet as pq
+
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink, compression="zstd")
+    return sink.getvalue().to_pybytes()
