@@ -1,6 +1,6 @@
-"""The foundation's wiring, end to end on the tiny profile: Dagster definitions, in-process
-materialization, the Dagster CLI's text selection (antlr 4.13) and DVC (antlr 4.9, its own
-environment), sharing one Dagster instance."""
+"""The Dagster side of the foundation on the tiny profile: definitions validate, in-process
+materialization, the blocking quarantine check, and the Dagster CLI's text selection (antlr
+4.13; DVC lives in its own environment with antlr 4.9: tests/test_dvc_door.py)."""
 
 import json
 import shutil
@@ -73,32 +73,3 @@ def test_dagster_cli_text_selection_records_runs_in_the_project_instance(project
     assert instance.get_latest_materialization_event(AssetKey("twin")) is not None
     assert instance.get_latest_materialization_event(AssetKey("image_index")) is not None
     assert Path(instance.root_directory) == dagster_home
-
-
-def test_dvc_repro_noop_rerun_and_param_change(project, dagster_home):
-    first = run([DVC, "repro"], cwd=project)
-    assert "Running stage 'twin'" in first.stdout and "Running stage 'image_index'" in first.stdout
-    assert (project / "dvc.lock").is_file()
-
-    second = run([DVC, "repro"], cwd=project)
-    assert "Running stage" not in second.stdout  # nothing changed, nothing runs
-
-    set_params(project, image_index={"max_quarantine_fraction": 0.05})  # an ingest-only param
-    third = run([DVC, "repro"], cwd=project)
-    assert "Running stage 'image_index'" in third.stdout
-    assert "Running stage 'twin'" not in third.stdout
-
-    # DVC-started runs are in the same Dagster instance, tagged
-    runs = DagsterInstance.get().get_runs()
-    stages_run = sum(out.stdout.count("Running stage") for out in (first, second, third))
-    assert sum(r.tags.get("pg2/started_by") == "dvc" for r in runs) == stages_run
-
-
-def test_dvc_exp_run_with_set_param(project):
-    run([DVC, "repro"], cwd=project)
-    run(["git", "add", "-A"], cwd=project)
-    run(["git", "commit", "-qm", "baseline"], cwd=project)
-    out = run([DVC, "exp", "run", "-S", "image_index.max_quarantine_fraction=0.5"], cwd=project)
-    assert "Running stage 'image_index'" in out.stdout and "Running stage 'twin'" not in out.stdout
-    show = run([DVC, "exp", "show", "--no-pager", "--csv"], cwd=project)
-    assert "0.5" in show.stdout
