@@ -10,7 +10,7 @@ export PYTHONUNBUFFERED := 1
 # Tests use both cores; override with `make test PYTEST_ARGS=...`.
 PYTEST_ARGS ?= -n 2
 
-.PHONY: setup demo test bench lock clean
+.PHONY: setup demo test ui bench lock clean
 
 setup:
 	@scripts/bootstrap.sh
@@ -20,7 +20,12 @@ demo: setup
 	$(PY) -m pg2_pipeline demo
 
 test: setup
+	@scripts/ensure_chromium.sh
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# The Dagster UI (http://127.0.0.1:3000) and the MLflow UI (http://127.0.0.1:5000); Ctrl-C stops both.
+ui: setup
+	@scripts/ui.sh
 
 bench: setup
 	@for b in bench/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done

@@ -119,6 +119,7 @@ class Stage2Params:
     batch_size: int
     base_channels: int  # G2's C
     d_base_channels: int  # D's first conv width (64)
+    zero_init_output: bool  # G2's difference map starts at 0 (stage 2 begins at G1's result); not in the paper
     lambda_l1: float  # weight of the pose-mask L1 in G2's loss: 10 Market, 50 DeepFashion
     lr: float
     beta1: float

@@ -24,6 +24,9 @@ DAGSTER_YAML = """\
 # Project-local Dagster instance (created by pg2_pipeline.env). Telemetry off: no network here.
 telemetry:
   enabled: false
+# no "join the community" pop-up in the UI (it links to the internet)
+nux:
+  enabled: false
 """
 
 

@@ -12,6 +12,16 @@ from pathlib import Path
 import pytest
 import yaml
 
+from pg2_pipeline.env import DAGSTER_YAML
+
+# Two pytest-xdist workers on two cores: one compute thread each (subprocesses inherit it), so
+# parallel tests do not oversubscribe the machine.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    os.environ["OMP_NUM_THREADS"] = "1"
+    import torch
+
+    torch.set_num_threads(1)
+
 REPO = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
 
@@ -65,11 +75,32 @@ def tiny_manifests(tmp_path_factory) -> Path:
     return root
 
 
+@pytest.fixture(scope="session")
+def tiny_trained(tmp_path_factory) -> Path:
+    """A tiny project trained through stage 2 (shared, read-only for tests)."""
+    root = copy_project(tmp_path_factory.mktemp("trained") / "project")
+    materialize_through(root, "stage2")
+    return root
+
+
+@pytest.fixture(scope="session")
+def tiny_evaluated(tiny_trained, tmp_path_factory) -> tuple[Path, dict]:
+    """A copy of ``tiny_trained`` with the evaluation written (not yet published to MLflow)."""
+    from pg2_pipeline.config import load_params
+    from pg2_pipeline.evaluate.stage import build_evaluation
+    from pg2_pipeline.paths import ProjectPaths
+
+    root = tmp_path_factory.mktemp("evaluated") / "project"
+    shutil.copytree(tiny_trained, root)
+    paths = ProjectPaths(root)
+    return root, build_evaluation(load_params(paths.params_file), paths, progress=False)
+
+
 @pytest.fixture
 def dagster_home(tmp_path, monkeypatch) -> Path:
     home = tmp_path / "dagster_home"
     home.mkdir()
-    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    (home / "dagster.yaml").write_text(DAGSTER_YAML)
     monkeypatch.setenv("DAGSTER_HOME", str(home))
     return home
 

@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 from PIL import Image, UnidentifiedImageError
-from tqdm import tqdm
+from pg2_pipeline.progress import bar as progress_bar
 
 from pg2_pipeline.data.datasets import dataset_spec
 from pg2_pipeline.data.names import (
@@ -225,7 +225,7 @@ def ingest(root: Path, dataset: str, *, check_size: bool = True, workers: int = 
     task = _Task(str(root), dataset, check_size)
     chunk = 512
     jobs = [(task, candidates[i : i + chunk]) for i in range(0, len(candidates), chunk)]
-    bar = tqdm(total=len(candidates), desc="image_index", unit="img", disable=not progress)
+    bar = progress_bar(len(candidates), "image_index", "img", enabled=progress)
     results: list[tuple[str, dict]] = []
     if workers > 1 and len(jobs) > 1:
         with get_context("spawn").Pool(workers) as pool:
@@ -281,7 +281,9 @@ def build_image_index(params, paths, progress: bool = True) -> dict:
     }
     if result.index.num_rows == 0:
         raise DatasetFolderError(f"{root}: no usable images (quarantined: {summary['quarantined_by_reason']})")
-    meta = {k: summary[k] for k in ("dataset", "images_per_split", "quarantined", "params_hash")}
+    # content only (no params hash): a rerun that changes nothing leaves the table byte-identical,
+    # so DVC does not rerun the stages that read it
+    meta = {k: summary[k] for k in ("dataset", "images_per_split", "quarantined")}
     write_table(result.index, IMAGE_INDEX, IMAGE_INDEX_NAME, paths.image_index_table, meta)
     write_table(result.quarantine, QUARANTINE, QUARANTINE_NAME, paths.image_index_quarantine, meta)
     fileio.write_png(paths.image_index_preview, _preview(result.index, root))

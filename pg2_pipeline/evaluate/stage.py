@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import torch
-from tqdm import tqdm
+from pg2_pipeline.progress import bar as progress_bar
 
 from pg2_pipeline import fileio
 from pg2_pipeline.evaluate import metrics as M
@@ -107,7 +107,7 @@ def build_evaluation(params, paths, *, progress: bool = True) -> dict:
     pck: dict[str, list[PCKhCounts]] = {m: [] for m in (*METHODS, "real")}
     keep_images: dict[str, list[np.ndarray]] = {m: [] for m in (*METHODS, "condition", "target")}
 
-    bar = tqdm(total=len(rows), desc="evaluation", unit="pair", disable=not progress)
+    bar = progress_bar(len(rows), "evaluation", "pair", enabled=progress)
     for step in range(loader.steps_per_epoch):
         batch = loader.batch(step)
         sel, _ = loader.indices(step)

@@ -36,6 +36,9 @@ class G2(nn.Module):
         base_channels: C, 128 in the paper.
         first_level_skip: keep the full-resolution encoder level as a skip. None = as the
             reference code does for this size (True at 256×256 only).
+        zero_init_output: start the output conv at zero, so that stage 2 begins exactly at G1's
+            result (I_B' = G1 + 0). Not in the reference (which starts from a random difference
+            map); short CPU runs use it so that stage 2 never begins worse than stage 1.
     """
 
     def __init__(
@@ -44,6 +47,7 @@ class G2(nn.Module):
         width: int = 64,
         base_channels: int = 128,
         first_level_skip: bool | None = None,
+        zero_init_output: bool = False,
     ):
         super().__init__()
         C = base_channels
@@ -78,6 +82,9 @@ class G2(nn.Module):
         self.upsample = nn.Upsample(scale_factor=2, mode="nearest")
         self.to_image = Conv2dSame(C, IMAGE_CHANNELS, 3)  # linear: a difference can be negative
         init_tf_slim_(self)
+        if zero_init_output:
+            nn.init.zeros_(self.to_image.weight)
+            nn.init.zeros_(self.to_image.bias)
 
     def _decoder_in(self, idx: int) -> int:
         C, N = self.base_channels, self.depth

@@ -69,7 +69,7 @@ def keypoints(context: AssetExecutionContext, project: ProjectResource) -> Mater
 
 @asset(
     group_name=GROUP,
-    deps=[keypoints],
+    deps=[image_index, keypoints],
     kinds={"python", "parquet"},
     description=(
         "Ordered (condition, target) pairs of different images of the same identity: mined for "

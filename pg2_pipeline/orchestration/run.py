@@ -10,6 +10,12 @@ from dagster import AssetKey, DagsterInstance
 # Dagster's console logger defaults to DEBUG (every step event); INFO keeps stage logs readable.
 RUN_CONFIG = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
 
+# Blocking checks that decide a promotion rather than the validity of the asset's files: when only
+# these fail, the Dagster run is marked failed (nothing downstream may use the result) but the
+# stage's outputs are complete, so the CLI and `dvc repro` go on. The champion gate withholds the
+# @champion alias from a model that does not beat the copy baseline; the version stays registered.
+PROMOTION_CHECKS = {"champion_gate"}
+
 
 def materialize_assets(names: list[str], started_by: str = "cli") -> bool:
     """Runs the whole-chain job restricted to ``names`` (with their checks) in the instance at
@@ -30,11 +36,26 @@ def materialize_assets(names: list[str], started_by: str = "cli") -> bool:
         raise_on_error=False,
     )
     seconds = time.perf_counter() - start
-    if not result.success:
+    failed_checks = [e for e in result.get_asset_check_evaluations() if not e.passed]
+    step_errors = [e.event_specific_data.error for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
+    promotion_only = (
+        bool(failed_checks)
+        and all(e.check_name in PROMOTION_CHECKS for e in failed_checks)
+        and all(err is not None and err.cls_name == "DagsterAssetCheckFailedError" for err in step_errors)
+    )
+    for evaluation in failed_checks:
+        print(f"check {evaluation.asset_key.path[-1]}.{evaluation.check_name} did not pass: {evaluation.description}", flush=True)
+    if not result.success and promotion_only:
+        print("    (a promotion gate, not a broken output: the stage's files are complete)", flush=True)
+    elif not result.success:
         for event in result.all_events:
             if event.event_type_value == "STEP_FAILURE":
                 error = event.event_specific_data.error
                 print(f"error in {event.step_key}: {error.message.strip() if error else event.message}", flush=True)
+                cause = error.cause if error else None
+                while cause is not None:  # the user code's own exception, not only Dagster's wrapper
+                    print(f"  caused by: {cause.message.strip()}", flush=True)
+                    cause = cause.cause
         print(f"FAILED after {seconds:.1f} s (Dagster run {result.run_id})", flush=True)
         return False
     root = find_project_root()

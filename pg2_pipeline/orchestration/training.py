@@ -4,7 +4,8 @@
 from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
 
 from pg2_pipeline import viz
-from pg2_pipeline.orchestration.pose import pairs
+from pg2_pipeline.orchestration.data import image_index, twin
+from pg2_pipeline.orchestration.pose import keypoints, pairs
 from pg2_pipeline.orchestration.resources import ProjectResource
 
 GROUP = "training"
@@ -12,7 +13,9 @@ GROUP = "training"
 
 @asset(
     group_name=GROUP,
-    deps=[pairs],
+    # the images come from the dataset folder (the twin by default), the poses and pairs from
+    # their assets: the same edges as the DVC stage's deps
+    deps=[twin, image_index, keypoints, pairs],
     kinds={"python", "parquet"},
     description=(
         "Self-describing Parquet manifests per split (pair id, both images, paths, person, both "
@@ -75,7 +78,7 @@ def stage1(context: AssetExecutionContext, project: ProjectResource) -> Material
 
 @asset(
     group_name=GROUP,
-    deps=[stage1],
+    deps=[manifests, stage1],
     kinds={"pytorch", "mlflow"},
     description=(
         "Stage 2 of PG²: G2 (U-Net predicting a difference map added to G1's output) trained "

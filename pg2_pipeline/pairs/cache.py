@@ -17,7 +17,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from tqdm import tqdm
+from pg2_pipeline.progress import bar as progress_bar
 
 from pg2_pipeline import fileio
 from pg2_pipeline.fileio import atomic_path
@@ -71,7 +71,7 @@ def build_cache(
         np.memmap(tmp, dtype=np.uint8, mode="w+", shape=shape).flush()
         chunk = 256
         jobs = [(str(tmp), shape, s, [str(p) for p in paths[s : s + chunk]]) for s in range(0, n, chunk)]
-        bar = tqdm(total=n, desc=f"cache {split}", unit="img", disable=not progress)
+        bar = progress_bar(n, f"cache {split}", "img", enabled=progress)
         if workers > 1 and len(jobs) > 1:
             with get_context("spawn").Pool(workers) as pool:
                 for done in pool.imap_unordered(_fill, jobs):

@@ -380,14 +380,14 @@ def _is_up_to_date(task: _ShardTask, fingerprint: str) -> bool:
 
 
 def _run_tasks(todo: list[_ShardTask], options: BlazePoseOptions, workers: int, progress: bool) -> list[_ShardStats]:
-    from tqdm.auto import tqdm
+    from pg2_pipeline.progress import bar as progress_bar
 
     stats = [_write_shard(task, []) for task in todo if not task.items]  # no estimator needed
     busy = sorted((t for t in todo if t.items), key=lambda t: (-len(t.items), t.index))
     if not busy:
         return stats
     processes = min(workers, len(busy))
-    with tqdm(total=sum(len(t.items) for t in busy), unit="img", desc="keypoints", disable=not progress) as bar:
+    with progress_bar(sum(len(t.items) for t in busy), "keypoints", "img", enabled=progress) as bar:
         if processes == 1:
             import cv2
 

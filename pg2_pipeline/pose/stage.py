@@ -89,7 +89,7 @@ def build_keypoints(params, paths, progress: bool = True) -> dict:
         "params_hash": params.section_hash("image_index", "keypoints"),
         **extra,
     }
-    write_table(table, KEYPOINTS, KEYPOINTS_NAME, paths.keypoints_table, {k: summary[k] for k in ("backend", "images", "coverage", "params_hash")})
+    write_table(table, KEYPOINTS, KEYPOINTS_NAME, paths.keypoints_table, {k: summary[k] for k in ("backend", "images", "coverage")})
     root = paths.resolve(params.image_index.root)
     rels = index.column("rel_path").to_pylist()
     fileio.write_png(paths.keypoints_preview, skeleton_sheet(root, rels, yx, has_pose))

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
-from tqdm import tqdm
+from pg2_pipeline.progress import bar as progress_bar
 
 from pg2_pipeline import fileio
 from pg2_pipeline.models import build_discriminator, build_generator
@@ -172,7 +172,7 @@ def train_stage(stage: str, params, paths, *, dagster_run_id: str | None = None,
     else:
         g1 = load_generator(StageFiles(paths.asset_dir("stage1")), "g1", device).to(memory_format=memory_format)
         g1.requires_grad_(False)
-        g2_config = {"height": height, "width": width, "base_channels": cfg.base_channels}
+        g2_config = {"height": height, "width": width, "base_channels": cfg.base_channels, "zero_init_output": cfg.zero_init_output}
         g2 = build_generator("g2", **g2_config).to(device, memory_format=memory_format)
         d = build_discriminator("dcgan", height=height, width=width, base_channels=cfg.d_base_channels).to(device, memory_format=memory_format)
         models = {"g2": g2, "d": d}
@@ -235,7 +235,7 @@ def train_stage(stage: str, params, paths, *, dagster_run_id: str | None = None,
         for old in files.samples.glob("*.png"):
             old.unlink()
     started, pending = time.perf_counter(), []
-    bar = tqdm(total=cfg.steps, initial=start_step, desc=stage, unit="step", disable=not progress)
+    bar = progress_bar(cfg.steps, stage, "step", enabled=progress, initial=start_step)
     try:
         if start_step == 0:
             write_samples(0)
@@ -254,7 +254,7 @@ def train_stage(stage: str, params, paths, *, dagster_run_id: str | None = None,
             history.append({"step": done, **{k: round(v, 6) for k, v in result.items()}})
             elapsed = time.perf_counter() - started
             images_per_second = (done - start_step) * cfg.batch_size / max(elapsed, 1e-9)
-            bar.set_postfix({k: f"{v:.3f}" for k, v in result.items() if k.startswith("loss_") and k.count("_") <= 1} | {"img/s": f"{images_per_second:.1f}"})
+            bar.set_postfix({k: f"{v:.3f}" for k, v in result.items() if k.startswith("loss_") and k.count("_") <= 1} | {"img/s": f"{images_per_second:.1f}"}, refresh=False)
             bar.update(1)
             pending.append((done, result, images_per_second))
             if done % cfg.log_every == 0 or done == cfg.steps:

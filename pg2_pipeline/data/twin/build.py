@@ -18,7 +18,7 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
 import cv2
-from tqdm import tqdm
+from pg2_pipeline.progress import bar as progress_bar
 
 from pg2_pipeline.config import Params
 from pg2_pipeline.data.names import parse_fashion_flat
@@ -53,7 +53,7 @@ def build_twin(params: Params, out_dir: Path, progress: bool = True) -> dict:
     render = functools.partial(_render_chunk, dataset=dataset, seed=seed, quality=twin.jpeg_quality, root=str(root))
     size = max(1, min(CHUNK, math.ceil(len(items) / (4 * twin.workers))))  # >= 4 tasks per worker
     chunks = [items[i : i + size] for i in range(0, len(items), size)]
-    bar = tqdm(total=len(items), desc=f"twin {dataset}", unit="img", disable=not progress)
+    bar = progress_bar(len(items), f"twin {dataset}", "img", enabled=progress)
     with bar:
         for done in _run(render, chunks, twin.workers):
             bar.update(done)

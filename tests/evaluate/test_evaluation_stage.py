@@ -1,0 +1,106 @@
+"""The evaluation stage and the registry on a tiny trained project: the table with baselines,
+per-pair scores, pictures, curves over checkpoints, the champion gate both ways, and loading the
+registered generator in a fresh process."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+from pg2_pipeline.config import load_params
+from pg2_pipeline.paths import ProjectPaths
+from pg2_pipeline.registry.publish import CHAMPION, publish_evaluation
+
+
+@pytest.fixture(scope="module")
+def evaluated(tiny_evaluated, tmp_path_factory):
+    """A private copy (this module registers model versions in its MLflow store)."""
+    src, summary = tiny_evaluated
+    root = tmp_path_factory.mktemp("eval") / "project"
+    shutil.copytree(src, root, ignore=shutil.ignore_patterns("mlflow.db", "mlartifacts"))
+    return root, summary
+
+
+def test_metrics_table_has_every_method_and_protocol(evaluated):
+    root, summary = evaluated
+    paths = ProjectPaths(root)
+    metrics = json.loads(paths.evaluation_metrics.read_text())
+    assert metrics == summary["metrics"] and metrics["pairs"] == 32
+    for method in ("stage2", "stage1", "copy"):
+        m = metrics[method]
+        assert {"ssim", "ssim_pg2", "ssim_gaussian", "ssim_win51", "mask_ssim", "psnr", "l1", "lpips", "fid", "pckh"} <= set(m)
+        assert 0 < m["ssim"] <= 1 and 0 < m["mask_ssim"] <= 1 and m["fid"] > 0 and 0 <= m["pckh"] <= 1
+        assert m["ssim"] == m["ssim_pg2"]  # the default protocol
+        assert m["is"] == m["mask_is"] == "unavailable: no Inception logits weights"
+    table = (paths.evaluation_report / "metrics.md").read_text()
+    assert "| PG² (stage 1 + 2) |" in table and "| stage 1 only (G1) |" in table and "| copy the condition image |" in table
+    assert "unavailable" in table and "`pg2` protocol" in table
+
+
+def test_per_pair_scores_and_pictures(evaluated):
+    root, _ = evaluated
+    paths = ProjectPaths(root)
+    per_pair = pq.read_table(paths.evaluation_report / "per_pair.parquet")
+    assert per_pair.num_rows == 32
+    assert {"pair_id", "from_id", "to_id", "stage2_mask_ssim", "copy_ssim_pg2", "stage1_lpips"} <= set(per_pair.column_names)
+    assert np.isclose(per_pair.column("stage2_mask_ssim").to_numpy().mean(), json.loads(paths.evaluation_metrics.read_text())["stage2"]["mask_ssim"], atol=1e-4)
+    for name in ("examples.png", "curves.png"):
+        assert (paths.evaluation_report / name).stat().st_size > 5_000
+    curves = (root / "assets" / "evaluation" / "curves.csv").read_text().splitlines()
+    assert curves[0] == "step,stage,ssim,mask_ssim,l1"
+    stages = [line.split(",")[1] for line in curves[1:]]
+    assert stages.count("stage1") == 2 and stages.count("stage2") == 2  # tiny: checkpoints every 100 / 5 steps
+
+
+def test_champion_gate_both_ways_and_loading_in_a_fresh_process(evaluated, monkeypatch):
+    import mlflow
+    from mlflow import MlflowClient
+
+    root, summary = evaluated
+    paths = ProjectPaths(root)
+    params = load_params(paths.params_file)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    name = params.mlflow.registered_model
+
+    losing = json.loads(json.dumps(summary))
+    losing["metrics"]["stage2"]["mask_ssim"] = losing["metrics"]["copy"]["mask_ssim"] - 0.01
+    first = publish_evaluation(params, paths, losing)
+    assert not first.champion and "registered without the champion alias" in first.reason
+    client = MlflowClient()
+    with pytest.raises(Exception, match="alias"):
+        client.get_model_version_by_alias(name, CHAMPION)
+    assert client.get_model_version(name, first.version).tags["champion_gate"] == first.reason
+
+    winning = json.loads(json.dumps(summary))
+    winning["metrics"]["stage2"]["mask_ssim"] = winning["metrics"]["copy"]["mask_ssim"] + 0.01
+    second = publish_evaluation(params, paths, winning)
+    assert second.champion and int(second.version) == int(first.version) + 1
+    assert str(client.get_model_version_by_alias(name, CHAMPION).version) == second.version
+
+    # the logged model holds source code and safetensors: no pickle anywhere
+    local = mlflow.artifacts.download_artifacts(f"models:/{name}@{CHAMPION}")
+    files = [os.path.join(d, f) for d, _, fs in os.walk(local) for f in fs]
+    assert not [f for f in files if f.endswith((".pkl", ".pickle", ".pt"))]
+    assert any(f.endswith("g1.safetensors") for f in files)
+    import yaml
+
+    flavor = yaml.safe_load(open(os.path.join(local, "MLmodel")))["flavors"]["python_function"]
+    assert flavor["loader_module"] == "mlflow.pyfunc.loaders.code_model"  # a model from code, no pickled object
+
+    # a fresh process with nothing of ours imported loads it by alias and generates
+    script = f"""
+import numpy as np, mlflow
+mlflow.set_tracking_uri("sqlite:///{root}/mlflow.db")
+model = mlflow.pyfunc.load_model("models:/{name}@{CHAMPION}")
+yx = np.full((2, 18, 2), -1, np.float32); yx[:, :14] = np.stack([np.linspace(10, 120, 14), np.full(14, 32)], -1)
+out = model.predict({{"condition": np.zeros((2, 128, 64, 3), np.uint8), "target_keypoints": yx}})
+print(out.shape, out.dtype, model.metadata.metadata["image_size"])
+"""
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300, cwd="/")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "(2, 128, 64, 3) uint8 [128, 64]" in proc.stdout
