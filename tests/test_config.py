@@ -1,3 +1,4 @@
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -15,8 +16,8 @@ def raw_params() -> dict:
 def test_project_params_load_and_are_frozen():
     params = load_params(REPO / "params.yaml")
     assert params.base.dataset in ("market", "deepfashion")
-    with pytest.raises(Exception):
-        params.base.seed = 1  # frozen dataclass
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        params.base.seed = 1
 
 
 def test_profile_overrides_apply_after_dataset_overrides():

@@ -4,7 +4,6 @@ materialization, the blocking quarantine check, and the Dagster CLI's text selec
 
 import json
 import shutil
-import sys
 from pathlib import Path
 
 import pytest

@@ -4,7 +4,6 @@ and from a photo, and a clear error for each kind of bad input."""
 import json
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import cv2

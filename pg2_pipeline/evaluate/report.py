@@ -89,12 +89,13 @@ def metric_curves(params, paths, device: torch.device, n_pairs: int) -> list[dic
     from pg2_pipeline.pose.maps import pose_masks
     from pg2_pipeline.train import checkpoint as ckpt
     from pg2_pipeline.train.loop import StageFiles, load_generator
+    from pg2_pipeline.train.samples import to_uint8_nchw
 
     full = PairLoader.from_manifest(paths.asset_dir("manifests"), "test", 1, shuffle=False, device=device)
     rows = np.linspace(0, len(full.pairs) - 1, min(n_pairs, len(full.pairs))).astype(int)
     loader = PairLoader(full.cache, full.pairs[rows], len(rows), shuffle=False, device=device)
     batch = loader.batch(0)
-    target = _u8(batch.target)
+    target = to_uint8_nchw(batch.target)
     yx = torch.from_numpy(loader.cache.keypoints[loader.pairs[:, 1]]).to(device)
     masks = pose_masks(yx, loader.height, loader.width)
     s1, s2 = StageFiles(paths.asset_dir("stage1")), StageFiles(paths.asset_dir("stage2"))
@@ -116,18 +117,14 @@ def metric_curves(params, paths, device: torch.device, n_pairs: int) -> list[dic
         for step, path in ckpt.checkpoints(s1.checkpoints):
             g1 = build_generator("g1", **g1_config).to(device).eval()
             g1.load_state_dict(ckpt.load_checkpoint(path, device)["models"]["g1"])
-            score("stage1", step, _u8(g1(batch.condition, batch.target_map)))
+            score("stage1", step, to_uint8_nchw(g1(batch.condition, batch.target_map)))
             stage1_steps = max(stage1_steps, step)
         coarse = final_g1(batch.condition, batch.target_map)
         for step, path in ckpt.checkpoints(s2.checkpoints):
             g2 = build_generator("g2", **g2_config).to(device).eval()
             g2.load_state_dict(ckpt.load_checkpoint(path, device)["models"]["g2"])
-            score("stage2", stage1_steps + step, _u8(coarse + g2(coarse, batch.condition)))
+            score("stage2", stage1_steps + step, to_uint8_nchw(coarse + g2(coarse, batch.condition)))
     return points
-
-
-def _u8(images: torch.Tensor) -> torch.Tensor:
-    return images.float().clamp(-1, 1).add(1).mul(127.5).round().to(torch.uint8)
 
 
 def curves_csv(points: list[dict]) -> str:

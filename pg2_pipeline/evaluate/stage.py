@@ -10,8 +10,6 @@ run ``evaluation``.
 
 from __future__ import annotations
 
-import json
-import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,10 +28,9 @@ from pg2_pipeline.pairs.loader import PairLoader
 from pg2_pipeline.pairs.manifests import read_manifest
 from pg2_pipeline.pose.maps import pose_masks
 from pg2_pipeline.train.loop import StageFiles, load_generator, resolve_device
-from pg2_pipeline.train.samples import to_uint8
+from pg2_pipeline.train.samples import to_uint8, to_uint8_nchw
 
 METHODS = ("stage2", "stage1", "copy")  # what each row of the table generated
-METHOD_LABELS = {"stage2": "PG² (stage 1 + 2)", "stage1": "stage 1 only (G1)", "copy": "copy the condition image"}
 SSIM_NAMES = tuple(M.SSIM_PROTOCOLS)
 
 
@@ -75,11 +72,7 @@ class Generators:
     def __call__(self, batch) -> dict[str, torch.Tensor]:
         coarse = self.g1(batch.condition, batch.target_map)
         refined = coarse + self.g2(coarse, batch.condition)
-        return {"stage2": _u8(refined), "stage1": _u8(coarse), "copy": _u8(batch.condition)}
-
-
-def _u8(images: torch.Tensor) -> torch.Tensor:
-    return images.float().clamp(-1, 1).add(1).mul(127.5).round().to(torch.uint8)
+        return {"stage2": to_uint8_nchw(refined), "stage1": to_uint8_nchw(coarse), "copy": to_uint8_nchw(batch.condition)}
 
 
 def build_evaluation(params, paths, *, progress: bool = True) -> dict:
@@ -112,7 +105,7 @@ def build_evaluation(params, paths, *, progress: bool = True) -> dict:
         batch = loader.batch(step)
         sel, _ = loader.indices(step)
         target_yx = torch.from_numpy(loader.cache.keypoints[loader.pairs[sel, 1]]).to(device)
-        target = _u8(batch.target)
+        target = to_uint8_nchw(batch.target)
         masks = pose_masks(target_yx, h, w)
         outputs = gens(batch)
         for method, generated in outputs.items():

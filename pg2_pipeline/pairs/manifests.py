@@ -66,7 +66,6 @@ def build_manifests(params, paths, progress: bool = True) -> dict:
     kp_all = keypoints_of(kp_table)
     kp_row = {image_id: i for i, image_id in enumerate(kp_ids)}
     params_hash = params.section_hash("image_index", "keypoints", "pairs", "manifests")
-    out_dir = paths.asset_dir("manifests")
     cache_dir = paths.manifests_cache
     summary: dict = {"dataset": params.base.dataset, "image_size": list(size_hw), "params_hash": params_hash, "splits": {}}
 

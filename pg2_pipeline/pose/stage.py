@@ -124,6 +124,5 @@ def maps_sheet(root, rels: list[str], yx: np.ndarray, has_pose: np.ndarray, spec
     for k, i in enumerate(idx):
         image = viz.read_rgb(root / rels[i])
         scale = max(1, 256 // image.shape[0])
-        up = lambda a: viz.upscale(a, scale)  # noqa: E731
-        rows += [up(image), up(pose_map_rgb(maps[k].numpy())), up(mask_rgb(masks[k, 0].numpy()))]
+        rows += [viz.upscale(a, scale) for a in (image, pose_map_rgb(maps[k].numpy()), mask_rgb(masks[k, 0].numpy()))]
     return viz.grid(rows, cols=6 if len(idx) > 1 else 3)

@@ -9,6 +9,11 @@ from pg2_pipeline import viz
 from pg2_pipeline.pose.draw import pose_map_rgb
 
 
+def to_uint8_nchw(images: torch.Tensor) -> torch.Tensor:
+    """(B, 3, H, W) in [-1, 1] → (B, 3, H, W) uint8 on the same device (what metrics take)."""
+    return images.float().clamp(-1, 1).add(1).mul(127.5).round().to(torch.uint8)
+
+
 def to_uint8(images: torch.Tensor) -> np.ndarray:
     """(B, 3, H, W) in [-1, 1] → (B, H, W, 3) uint8."""
     x = images.detach().float().clamp(-1, 1).add(1).mul(127.5).round().to(torch.uint8)

@@ -1,7 +1,6 @@
 """Manifests (schema, self-description), the tensor cache and the training loader (shapes,
 ranges, determinism, flips) on a tiny twin."""
 
-import json
 
 import cv2
 import numpy as np

@@ -3,7 +3,6 @@ the identity-disjointness guarantee."""
 
 import numpy as np
 import pyarrow as pa
-import pytest
 
 from pg2_pipeline.config import params_from_dict
 from pg2_pipeline.data.annotations import keypoints_array, standard_file
