@@ -19,6 +19,7 @@ model's frame.
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 
 import cv2
@@ -118,7 +119,9 @@ class PoseTransfer:
         if not model_uri.startswith(("models:/", "runs:/")) and not Path(model_uri).exists():
             raise ModelNotFoundError(f"'{model_uri}' is not a model URI (expected models:/<name>@<alias>, models:/<name>/<version> or a model folder)")
         try:
-            self.model = mlflow.pyfunc.load_model(model_uri)
+            with warnings.catch_warnings():  # MLflow's advice on type hints, for our model-from-code
+                warnings.filterwarnings("ignore", message=".*type hints.*", category=UserWarning)
+                self.model = mlflow.pyfunc.load_model(model_uri)
         except MlflowException as exc:
             raise ModelNotFoundError(f"cannot load {model_uri}: {exc.message} (tracking store {mlflow.get_tracking_uri()})") from None
         metadata = self.model.metadata.metadata or {}
