@@ -120,7 +120,7 @@ class PoseTransfer:
             raise ModelNotFoundError(f"'{model_uri}' is not a model URI (expected models:/<name>@<alias>, models:/<name>/<version> or a model folder)")
         try:
             with warnings.catch_warnings():  # MLflow's advice on type hints, for our model-from-code
-                warnings.filterwarnings("ignore", message=".*type hints.*", category=UserWarning)
+                warnings.simplefilter("ignore", UserWarning)  # only MLflow runs in this block
                 self.model = mlflow.pyfunc.load_model(model_uri)
         except MlflowException as exc:
             raise ModelNotFoundError(f"cannot load {model_uri}: {exc.message} (tracking store {mlflow.get_tracking_uri()})") from None
