@@ -19,7 +19,6 @@ model's frame.
 from __future__ import annotations
 
 import json
-import warnings
 from pathlib import Path
 
 import cv2
@@ -119,9 +118,7 @@ class PoseTransfer:
         if not model_uri.startswith(("models:/", "runs:/")) and not Path(model_uri).exists():
             raise ModelNotFoundError(f"'{model_uri}' is not a model URI (expected models:/<name>@<alias>, models:/<name>/<version> or a model folder)")
         try:
-            with warnings.catch_warnings():  # MLflow's advice on type hints, for our model-from-code
-                warnings.simplefilter("ignore", UserWarning)  # only MLflow runs in this block
-                self.model = mlflow.pyfunc.load_model(model_uri)
+            self.model = mlflow.pyfunc.load_model(model_uri)
         except MlflowException as exc:
             raise ModelNotFoundError(f"cannot load {model_uri}: {exc.message} (tracking store {mlflow.get_tracking_uri()})") from None
         metadata = self.model.metadata.metadata or {}

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -53,9 +52,9 @@ def log_generator(stage1_dir: Path, stage2_dir: Path, image_size: tuple[int, int
         "g1_weights": str(stage1_dir / "g1.safetensors"), "g1_config": str(stage1_dir / "g1.json"),
         "g2_weights": str(stage2_dir / "g2.safetensors"), "g2_config": str(stage2_dir / "g2.json"),
     }  # fmt: skip
-    with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
-        # the signature is given explicitly; MLflow still suggests type hints / an input example
-        warnings.simplefilter("ignore", UserWarning)  # only MLflow runs in this block
+    # MLflow prints advice about type hints and input examples here: the signature is given
+    # explicitly (a dict of tensors, which predict() type hints cannot express).
+    with tempfile.TemporaryDirectory() as tmp:
         info = mlflow.pyfunc.log_model(
             name="generator",
             python_model=str(MODEL_CODE),
