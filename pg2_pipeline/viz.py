@@ -59,3 +59,24 @@ def markdown_image(path: str | Path, alt: str = "preview", max_width: int = 900)
     if not ok:
         raise RuntimeError(f"could not encode {path}")
     return f"![{alt}](data:image/png;base64,{base64.b64encode(buf.tobytes()).decode()})"
+
+
+def figure_rgb(fig) -> np.ndarray:
+    """A matplotlib figure as an RGB uint8 array; closes the figure."""
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    fig.canvas.draw()
+    image = np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()
+    plt.close(fig)
+    return image
+
+
+def pyplot():
+    """matplotlib.pyplot on the Agg backend (no display here)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt

@@ -136,11 +136,7 @@ def curves_csv(points: list[dict]) -> str:
 
 
 def curves_picture(points: list[dict]) -> np.ndarray:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = viz.pyplot()
     fig, axes = plt.subplots(1, 3, figsize=(10, 3), dpi=110)
     for ax, key in zip(axes, ("ssim", "mask_ssim", "l1")):
         for stage, colour in (("stage1", "#4C72B0"), ("stage2", "#DD8452")):
@@ -150,8 +146,4 @@ def curves_picture(points: list[dict]) -> np.ndarray:
         ax.set_xlabel("training step (stage 1, then stage 2)", fontsize=7)
         ax.tick_params(labelsize=7)
     axes[0].legend(fontsize=7)
-    fig.tight_layout()
-    fig.canvas.draw()
-    image = np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()
-    plt.close(fig)
-    return image
+    return viz.figure_rgb(fig)

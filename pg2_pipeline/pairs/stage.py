@@ -6,16 +6,12 @@ from __future__ import annotations
 import time
 from collections import Counter
 
-import matplotlib
+import numpy as np
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-
-from pg2_pipeline import fileio  # noqa: E402
-from pg2_pipeline.pairs.manifests import keypoints_of  # noqa: E402
-from pg2_pipeline.pairs.mining import leaked_identities, mine_pairs, self_pairs  # noqa: E402
-from pg2_pipeline.schemas import (  # noqa: E402
+from pg2_pipeline import fileio, viz
+from pg2_pipeline.pairs.manifests import keypoints_of
+from pg2_pipeline.pairs.mining import leaked_identities, mine_pairs, self_pairs
+from pg2_pipeline.schemas import (
     IMAGE_INDEX,
     IMAGE_INDEX_NAME,
     KEYPOINTS,
@@ -72,6 +68,7 @@ def build_pairs(params, paths) -> dict:
 
 
 def histogram(per_identity: dict[str, Counter]) -> np.ndarray:
+    plt = viz.pyplot()
     fig, axes = plt.subplots(1, len(per_identity), figsize=(4.2 * len(per_identity), 3), dpi=110)
     for ax, (split, counts) in zip(np.atleast_1d(axes), per_identity.items()):
         values = list(counts.values()) or [0]
@@ -80,8 +77,4 @@ def histogram(per_identity: dict[str, Counter]) -> np.ndarray:
         ax.set_xlabel("pairs per identity", fontsize=8)
         ax.set_ylabel("identities", fontsize=8)
         ax.tick_params(labelsize=7)
-    fig.tight_layout()
-    fig.canvas.draw()
-    image = np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()
-    plt.close(fig)
-    return image
+    return viz.figure_rgb(fig)

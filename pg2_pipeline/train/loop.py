@@ -27,7 +27,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from pg2_pipeline.progress import bar as progress_bar
 
-from pg2_pipeline import fileio
+from pg2_pipeline import fileio, viz
 from pg2_pipeline.models import build_discriminator, build_generator
 from pg2_pipeline.pairs.loader import PairLoader
 from pg2_pipeline.train import checkpoint as ckpt
@@ -340,11 +340,7 @@ def _render_samples(stage: str, batch: Batch, g1, g2, amp) -> np.ndarray:
 
 
 def loss_curve(history: list[dict], stage: str) -> np.ndarray:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = viz.pyplot()
     keys = [k for k in (history[0] if history else {}) if k.startswith("loss_")]
     fig, ax = plt.subplots(figsize=(6, 3.2), dpi=110)
     steps = [h["step"] for h in history]
@@ -357,8 +353,4 @@ def loss_curve(history: list[dict], stage: str) -> np.ndarray:
     ax.set_yscale("log")
     ax.set_title(f"{stage} losses (moving average)", fontsize=9)
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.canvas.draw()
-    image = np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()
-    plt.close(fig)
-    return image
+    return viz.figure_rgb(fig)
