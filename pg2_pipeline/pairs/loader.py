@@ -22,7 +22,7 @@ import torch
 from pg2_pipeline.pairs.cache import TensorCache
 from pg2_pipeline.pairs.manifests import read_manifest
 from pg2_pipeline.pose.keypoints import FLIP_PERMUTATION, MISSING
-from pg2_pipeline.pose.maps import pose_maps_and_masks, to_network
+from pg2_pipeline.pose.maps import network_maps_and_masks
 from pg2_pipeline.train.steps import Batch
 
 
@@ -92,8 +92,8 @@ class PairLoader:
             yx[flip] = flipped
         condition = self._images(cond_rows, flip)
         target = self._images(tgt_rows, flip)
-        maps, masks = pose_maps_and_masks(torch.from_numpy(yx).to(self.device), self.height, self.width)
-        return Batch(condition=condition, target=target, target_map=to_network(maps), target_mask=masks.float())
+        maps, masks = network_maps_and_masks(torch.from_numpy(yx).to(self.device), self.height, self.width)
+        return Batch(condition=condition, target=target, target_map=maps, target_mask=masks)
 
     def _images(self, rows: np.ndarray, flip: np.ndarray) -> torch.Tensor:
         # sorted gather from the memmap (sequential reads), then back to batch order

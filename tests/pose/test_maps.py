@@ -11,7 +11,7 @@ import torch
 
 from pg2_pipeline.data.annotations import keypoints_array, standard_file
 from pg2_pipeline.pose.keypoints import FLIP_PERMUTATION, LIMBS, NUM_JOINTS, flip_horizontal
-from pg2_pipeline.pose.maps import pose_maps, pose_maps_and_masks, pose_masks, to_network
+from pg2_pipeline.pose.maps import network_maps_and_masks, pose_maps, pose_maps_and_masks, pose_masks, to_network
 
 _ROOT = str(Path(__file__).resolve().parents[2])
 if _ROOT not in sys.path:  # `tests` is a plain folder; the reference is imported by path
@@ -218,6 +218,19 @@ def test_to_network_range():
     assert torch.equal(to_network(maps.to(torch.uint8)), x)
     as_float = maps.float()
     assert torch.equal(to_network(as_float), x) and torch.equal(as_float, maps.float())  # input kept
+
+
+@pytest.mark.parametrize("size", [MARKET, FASHION])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_network_form_equals_converting_the_bool_maps(size, dtype):
+    """The loader's direct float drawing is the bool maps and masks, converted."""
+    yx = torch.from_numpy(random_poses(np.random.default_rng(7), 12, *size, missing=0.3, spread=1.2))
+    maps, masks = network_maps_and_masks(yx, *size, dtype=dtype)
+    want_maps, want_masks = pose_maps_and_masks(yx, *size)
+    assert maps.dtype == masks.dtype == dtype
+    assert torch.equal(maps, to_network(want_maps, dtype)) and torch.equal(masks, want_masks.to(dtype))
+    empty_maps, empty_masks = network_maps_and_masks(yx[:0], *size)
+    assert empty_maps.shape == (0, NUM_JOINTS, *size) and empty_masks.shape == (0, 1, *size)
 
 
 def test_bad_input_is_refused():
