@@ -15,7 +15,9 @@ CPU notes: timings are only meaningful on an otherwise idle machine (the JSON re
 average). glibc serves every tensor above its mmap threshold (≤ 32 MB) with fresh pages, so each
 large activation is page-faulted again on every step; running with
 ``MALLOC_MMAP_THRESHOLD_=4294967296 MALLOC_TRIM_THRESHOLD_=68719476736`` (or a preloaded
-jemalloc/tcmalloc) halved the time of a 64 MB element-wise op here. The JSON records these.
+jemalloc/tcmalloc) halved the time of a 64 MB element-wise op here. Training raises both thresholds itself
+(``pg2_pipeline.env.keep_large_allocations``) and so does this benchmark, unless those variables
+are set (theirs win). The JSON records which applied.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from dataclasses import dataclass
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from pg2_pipeline.env import keep_large_allocations
 from pg2_pipeline.models import G1, G2, Discriminator, count_parameters
 from pg2_pipeline.train.steps import Batch, make_optimizer, stage1_step, stage2_step
 
@@ -175,6 +178,7 @@ def main(argv: list[str] | None = None) -> None:
 
     device = torch.device(args.device)
     on_gpu = device.type == "cuda"
+    malloc_tuned = keep_large_allocations()  # what train_stage does
     if on_gpu:
         torch.backends.cudnn.benchmark = True
     else:
@@ -229,6 +233,7 @@ def main(argv: list[str] | None = None) -> None:
                 # large tensor (module docstring).
                 "load_average_1min": [round(load_start[0], 2), round(os.getloadavg()[0], 2)],
                 "malloc_env": {k: os.environ[k] for k in MALLOC_ENV if k in os.environ},
+                "malloc_thresholds_raised": malloc_tuned,
                 "baseline": "fp32 (contiguous NCHW); speedup = fp32 s/iter / mode s/iter",
                 "timing": "s_per_iter = best of timed_iters after 1 (GPU 3) untimed warm-up steps",
                 "parameters": params,

@@ -25,11 +25,12 @@ from typing import Any
 import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
-from pg2_pipeline.progress import bar as progress_bar
 
 from pg2_pipeline import fileio, viz
+from pg2_pipeline.env import keep_large_allocations
 from pg2_pipeline.models import build_discriminator, build_generator
 from pg2_pipeline.pairs.loader import PairLoader
+from pg2_pipeline.progress import bar as progress_bar
 from pg2_pipeline.train import checkpoint as ckpt
 from pg2_pipeline.train import tracking
 from pg2_pipeline.train.samples import sample_grid
@@ -154,6 +155,7 @@ def train_stage(stage: str, params, paths, *, dagster_run_id: str | None = None,
     amp = autocast_dtype(cfg.precision, device)
     memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
     torch.manual_seed(params.base.seed)
+    keep_large_allocations()  # large batches would page-fault in on every step otherwise
     if device.type == "cpu":
         torch.use_deterministic_algorithms(True, warn_only=True)
 
