@@ -40,7 +40,7 @@ def evaluation(context: AssetExecutionContext, project: ProjectResource) -> Mate
 
     params, paths = project.params(), project.paths
     summary = build_evaluation(params, paths)
-    reg = publish_evaluation(params, paths, summary, dagster_run_id=context.run_id)
+    reg = publish_evaluation(params, paths, summary, dagster_run_id=context.run.run_id)
     report = paths.asset_dir("evaluation") / "report"
     fileio.write_json(report / "registration.json", vars(reg))
     m = summary["metrics"]

@@ -72,7 +72,7 @@ def _training_metadata(s: dict, paths, stage: str) -> dict:
 def stage1(context: AssetExecutionContext, project: ProjectResource) -> MaterializeResult:
     from pg2_pipeline.train.loop import train_stage
 
-    s = train_stage("stage1", project.params(), project.paths, dagster_run_id=context.run_id)
+    s = train_stage("stage1", project.params(), project.paths, dagster_run_id=context.run.run_id)
     return MaterializeResult(metadata=_training_metadata(s, project.paths, "stage1"))
 
 
@@ -88,5 +88,5 @@ def stage1(context: AssetExecutionContext, project: ProjectResource) -> Material
 def stage2(context: AssetExecutionContext, project: ProjectResource) -> MaterializeResult:
     from pg2_pipeline.train.loop import train_stage
 
-    s = train_stage("stage2", project.params(), project.paths, dagster_run_id=context.run_id)
+    s = train_stage("stage2", project.params(), project.paths, dagster_run_id=context.run.run_id)
     return MaterializeResult(metadata=_training_metadata(s, project.paths, "stage2"))
