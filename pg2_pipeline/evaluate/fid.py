@@ -38,7 +38,7 @@ import hashlib
 import importlib.util
 import math
 import warnings
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -138,6 +138,16 @@ def inception_input(images: Tensor) -> Tensor:
     return (tf_bilinear_resize(images) - 128.0) / 128.0
 
 
+def inception_batches(images: Tensor, batch_size: int, device: torch.device) -> Iterator[Tensor]:
+    """Checks uint8 / [0, 255] RGB (B, 3, H, W) images, then yields their Inception inputs on
+    ``device``, at most ``batch_size`` at a time (the 299×299 activations are large)."""
+    check_images(images)
+    if images.shape[1] != 3:
+        raise ValueError(f"images must be RGB (B, 3, H, W), got {tuple(images.shape)}")
+    for start in range(0, len(images), batch_size):
+        yield inception_input(images[start : start + batch_size].to(device))
+
+
 class InceptionFeatures:
     """pool3 features (B, 2048) float32 of uint8 (or [0, 255] float) RGB images (B, 3, H, W).
 
@@ -152,16 +162,10 @@ class InceptionFeatures:
 
     @torch.inference_mode()
     def __call__(self, images: Tensor) -> Tensor:
-        check_images(images)
-        if images.shape[1] != 3:
-            raise ValueError(f"images must be RGB (B, 3, H, W), got {tuple(images.shape)}")
-        out = []
         # optimized_execution(False): no TorchScript profiling/fusion passes, which cost
         # seconds on the first calls and recompile for every new batch size.
         with torch.jit.optimized_execution(False):
-            for start in range(0, len(images), self.batch_size):
-                x = inception_input(images[start : start + self.batch_size].to(self.device))
-                out.append(self.net(x))
+            out = [self.net(x) for x in inception_batches(images, self.batch_size, self.device)]
         if not out:
             return torch.empty(0, FEATURE_DIM, device=self.device)
         return torch.cat(out)

@@ -29,8 +29,8 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from pg2_pipeline.evaluate.fid import inception_input, load_torchscript
-from pg2_pipeline.evaluate.metrics import apply_mask, check_images
+from pg2_pipeline.evaluate.fid import inception_batches, load_torchscript
+from pg2_pipeline.evaluate.metrics import apply_mask
 
 UNAVAILABLE_REASON = "unavailable: no Inception logits weights"
 DEFAULT_SPLITS = 10
@@ -95,13 +95,9 @@ class InceptionLogits:
 
     @torch.inference_mode()
     def __call__(self, images: Tensor) -> Tensor:
-        check_images(images)
-        if images.shape[1] != 3:
-            raise ValueError(f"images must be RGB (B, 3, H, W), got {tuple(images.shape)}")
         out = []
         with torch.jit.optimized_execution(False):
-            for s in range(0, len(images), self.batch_size):
-                x = inception_input(images[s : s + self.batch_size].to(self.device))
+            for x in inception_batches(images, self.batch_size, self.device):
                 try:
                     y = self.net(x)
                 except Exception as e:
