@@ -415,16 +415,7 @@ def pose_maps_and_masks(
     yx: Tensor, height: int, width: int, radius: int = DEFAULT_RADIUS, *, sync: bool | None = None
 ) -> tuple[Tensor, Tensor]:
     """Both at once, sharing the per-joint work: ``(B, 18, H, W)`` maps, ``(B, 1, H, W)`` masks."""
-    _check(yx, height, width, radius)
-    b, device = yx.shape[0], yx.device
-    plan = _plan(height, width, radius, device)
-    maps, masks = _new_maps(b, plan, device), _new_masks(b, plan, device)
-    with torch.inference_mode():
-        joints = _joints(yx, plan)
-        _draw_maps(joints, plan, maps)
-        if b:
-            _draw_masks(joints, plan, _default_sync(device, sync), masks)
-    return _maps_view(maps, b, plan), _masks_view(masks, b, plan)
+    return _maps_and_masks(yx, height, width, radius, sync, torch.bool, off=False, on=True)
 
 
 def network_maps_and_masks(
@@ -435,16 +426,24 @@ def network_maps_and_masks(
     ``(B, 1, H, W)`` masks as 0/1, both ``dtype``. Equal to ``to_network(maps, dtype)`` and
     ``masks.to(dtype)`` of :func:`pose_maps_and_masks`, without the bool maps in between: the
     disks are drawn straight into a buffer of -1 (half the time of drawing, then converting)."""
+    maps, masks = _maps_and_masks(yx, height, width, radius, sync, dtype, off=-1, on=1)
+    return maps, masks.to(dtype)
+
+
+def _maps_and_masks(
+    yx: Tensor, height: int, width: int, radius: int, sync: bool | None, map_dtype: torch.dtype,
+    off: float, on: float,
+) -> tuple[Tensor, Tensor]:  # fmt: skip
     _check(yx, height, width, radius)
     b, device = yx.shape[0], yx.device
     plan = _plan(height, width, radius, device)
-    maps, masks = _new_maps(b, plan, device, dtype, off=-1), _new_masks(b, plan, device)
+    maps, masks = _new_maps(b, plan, device, map_dtype, off), _new_masks(b, plan, device)
     with torch.inference_mode():
         joints = _joints(yx, plan)
-        _draw_maps(joints, plan, maps, on=1)
+        _draw_maps(joints, plan, maps, on)
         if b:
             _draw_masks(joints, plan, _default_sync(device, sync), masks)
-    return _maps_view(maps, b, plan), _masks_view(masks, b, plan).to(dtype)
+    return _maps_view(maps, b, plan), _masks_view(masks, b, plan)
 
 
 def to_network(maps: Tensor, dtype: torch.dtype = torch.float32) -> Tensor:
