@@ -114,7 +114,9 @@ class PoseTransfer:
         from mlflow.exceptions import MlflowException
 
         if tracking_uri:
-            mlflow.set_tracking_uri(tracking_uri)
+            from pg2_pipeline.train.tracking import use_tracking_uri
+
+            use_tracking_uri(tracking_uri)
         if not model_uri.startswith(("models:/", "runs:/")) and not Path(model_uri).exists():
             raise ModelNotFoundError(f"'{model_uri}' is not a model URI (expected models:/<name>@<alias>, models:/<name>/<version> or a model folder)")
         try:

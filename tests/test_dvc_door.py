@@ -29,8 +29,9 @@ def repo(tmp_path_factory):
     home = root / ".dagster_home"
     env = {"DAGSTER_HOME": str(home), "PG2_PROJECT_DIR": str(root), "PATH": f"{VENV_BIN}{os.pathsep}{os.environ['PATH']}",
            "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}  # fmt: skip
-    saved = {k: os.environ.get(k) for k in env}
+    saved = {k: os.environ.get(k) for k in (*env, "MLFLOW_TRACKING_URI")}
     os.environ.update(env)
+    os.environ.pop("MLFLOW_TRACKING_URI", None)  # the project's own store (params), as for a user
     for cmd in (["git", "init", "-q", "-b", "main"], ["git", "add", "-A"], ["git", "commit", "-qm", "clone"]):
         run(cmd, cwd=root)
     first = run([DVC, "repro"], cwd=root, timeout=900)

@@ -23,12 +23,27 @@ def tracking_uri(params, root: Path) -> str:
     return uri
 
 
+def use_tracking_uri(uri: str) -> None:
+    """``mlflow.set_tracking_uri(uri)`` for this process only. MLflow 3 also exports the URI as
+    ``$MLFLOW_TRACKING_URI``, which :func:`tracking_uri` reads as the user's choice and child
+    processes (``dvc repro``) inherit: one project's store would then capture the next
+    project's runs. The variable is put back as it was; MLflow keeps the URI it was given."""
+    import mlflow
+
+    before = os.environ.get("MLFLOW_TRACKING_URI")
+    mlflow.set_tracking_uri(uri)
+    if before is None:
+        os.environ.pop("MLFLOW_TRACKING_URI", None)
+    else:
+        os.environ["MLFLOW_TRACKING_URI"] = before
+
+
 def setup(params, root: Path):
     """Points mlflow at the project's store and makes sure the experiment exists; returns the
     experiment id."""
     import mlflow
 
-    mlflow.set_tracking_uri(tracking_uri(params, root))
+    use_tracking_uri(tracking_uri(params, root))
     name = params.mlflow.experiment
     experiment = mlflow.get_experiment_by_name(name)
     if experiment is None:

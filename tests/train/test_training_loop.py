@@ -140,3 +140,20 @@ def test_checkpoints_load_without_pickle_and_describe_themselves(tiny_manifests,
     artifacts = {a.path for a in mlflow.MlflowClient().list_artifacts(run.info.run_id)}
     assert {"samples", "weights", "losses.png"} <= artifacts
     assert (paths.asset_dir("stage1") / "samples" / "latest.png").is_file()
+
+
+def test_each_project_logs_to_its_own_store_in_one_process(tiny_manifests, tmp_path, monkeypatch):
+    """MLflow 3 exports set_tracking_uri() as $MLFLOW_TRACKING_URI; if that leaked, the second
+    project (and every `dvc repro` started afterwards) would log into the first one's store."""
+    from mlflow import MlflowClient
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    summaries = {}
+    for name in ("a", "b"):
+        root = project_copy(tiny_manifests, tmp_path / name, steps=2, checkpoint_every=2, sample_every=2)
+        paths = ProjectPaths(root)
+        summaries[name] = (root, train_stage("stage1", load_params(paths.params_file), paths, progress=False))
+        assert "MLFLOW_TRACKING_URI" not in os.environ
+    for root, summary in summaries.values():
+        assert summary["tracking_uri"] == f"sqlite:///{root.resolve() / 'mlflow.db'}"
+        assert MlflowClient(summary["tracking_uri"]).get_run(summary["mlflow_run_id"]).info.status == "FINISHED"
