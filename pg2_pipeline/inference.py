@@ -70,6 +70,9 @@ def read_pose_file(path: str | Path, model_hw: tuple[int, int]) -> np.ndarray:
         yx = np.array(kp, dtype=np.float32)
     except (TypeError, ValueError):
         raise InferenceError(f"{path}: 'keypoints' must be numbers") from None
+    bad = [i for i, point in enumerate(yx) if not np.isfinite(point).all()]
+    if bad:
+        raise InferenceError(f"{path}: 'keypoints' must be finite numbers, joints {bad} are not (NaN or infinity); -1 marks a missing joint")
     size = data.get("size", list(model_hw))
     if not (isinstance(size, list) and len(size) == 2 and all(isinstance(s, (int, float)) and s > 0 for s in size)):
         raise InferenceError(f"{path}: 'size' must be [height, width] in pixels, got {size!r}")

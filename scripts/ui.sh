@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # `make ui`: the Dagster UI (dagster dev) and the MLflow UI, both on 127.0.0.1, stopped together
-# by Ctrl-C. Ports: DAGSTER_PORT (3000) and MLFLOW_PORT (5000).
+# by Ctrl-C (SIGINT) or SIGTERM (`kill PID`, a process manager). Ports: DAGSTER_PORT (3000) and
+# MLFLOW_PORT (5000).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bin=.venv/bin
@@ -8,27 +9,42 @@ dagster_port=${DAGSTER_PORT:-3000}
 mlflow_port=${MLFLOW_PORT:-5000}
 tracking=$($bin/python -c "from pathlib import Path; from pg2_pipeline.config import load_params; from pg2_pipeline.train.tracking import tracking_uri; print(tracking_uri(load_params('params.yaml'), Path.cwd()))")
 
-# A background job of a non-interactive shell starts with SIGINT ignored; dagster dev then
-# ignores Ctrl-C. Restore the default handler before exec-ing each server.
-with_sigint() { "$bin/python" -c 'import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); os.execvp(sys.argv[1], sys.argv[1:])' "$@"; }
+# Each server is exec'd (so $! is the server itself, not a subshell around it) as the leader of a
+# process group of its own, with SIGINT back at its default: a background job of a
+# non-interactive shell starts with SIGINT ignored, and dagster dev would then ignore it. The
+# group holds the server's own children (code server, webserver, gunicorn workers), so stopping
+# the group leaves nothing behind.
+serve() { exec "$bin/python" -c 'import os, signal, sys; os.setpgid(0, 0); signal.signal(signal.SIGINT, signal.SIG_DFL); os.execvp(sys.argv[1], sys.argv[1:])' "$@"; }
 
-with_sigint "$bin/dagster" dev -w workspace.yaml -h 127.0.0.1 -p "$dagster_port" &
+serve "$bin/dagster" dev -w workspace.yaml -h 127.0.0.1 -p "$dagster_port" &
 dagster_pid=$!
-MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false with_sigint "$bin/mlflow" server --host 127.0.0.1 --port "$mlflow_port" \
+MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false serve "$bin/mlflow" server --host 127.0.0.1 --port "$mlflow_port" \
   --workers 1 --backend-store-uri "$tracking" &
 mlflow_pid=$!
 
-stop() {
-  trap - INT TERM
+alive() { kill -0 -- "-$1" 2>/dev/null; }  # any process left in the group?
+
+stop() {  # stop EXIT-STATUS: SIGINT to both groups (a clean shutdown), SIGKILL after 20 s
+  trap '' INT TERM
   echo; echo "==> stopping dagster dev ($dagster_pid) and mlflow ($mlflow_pid)"
-  kill -INT "$dagster_pid" "$mlflow_pid" 2>/dev/null || true
-  for _ in $(seq 1 30); do
-    kill -0 "$dagster_pid" 2>/dev/null || kill -0 "$mlflow_pid" 2>/dev/null || break
+  kill -INT -- "-$dagster_pid" "-$mlflow_pid" 2>/dev/null || true
+  for _ in $(seq 1 40); do
+    alive "$dagster_pid" || alive "$mlflow_pid" || break
     sleep 0.5
   done
-  kill -TERM "$dagster_pid" "$mlflow_pid" 2>/dev/null || true
+  for pid in "$dagster_pid" "$mlflow_pid"; do
+    if alive "$pid"; then
+      echo "==> process group $pid did not stop within 20 s: killing it"
+      kill -KILL -- "-$pid" 2>/dev/null || true
+    fi
+  done
   wait 2>/dev/null || true
+  exit "$1"
 }
-trap stop INT TERM
+trap 'stop 130' INT
+trap 'stop 143' TERM
 echo "==> Dagster UI: http://127.0.0.1:$dagster_port   MLflow UI: http://127.0.0.1:$mlflow_port   (Ctrl-C stops both)"
-wait
+# Either server exiting on its own (a port already taken, say) stops the other one too.
+wait -n || true
+echo "==> a server exited on its own"
+stop 1

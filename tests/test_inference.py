@@ -94,6 +94,8 @@ def test_bad_pose_files_fail_clearly(registered, tmp_path):
     check(json.dumps({"points": []}), "expected an object with 'keypoints'")
     check(json.dumps({"keypoints": [[1, 2]] * 17}), "must hold 18 \\[y, x\\] pairs")
     check(json.dumps({"keypoints": [[-1, -1]] * 18}), "every joint is missing")
+    check(json.dumps({"keypoints": [[float("nan")] * 2] * 18}), "must be finite numbers, joints \\[0, 1, .*17\\] are not")
+    check(json.dumps({"keypoints": [[float("inf"), 3]] + STANDING[1:]}), "joints \\[0\\] are not \\(NaN or infinity\\)")
     check(json.dumps({"keypoints": STANDING, "size": [64]}), "'size' must be \\[height, width\\]")
     check(json.dumps({"keypoints": STANDING, "size": [50, 30]}), "outside the 50x30 frame")
     (tmp_path / "ok.json").write_text(json.dumps({"keypoints": STANDING, "size": [256, 128]}))

@@ -27,8 +27,8 @@ Protocol ``FID_PROTOCOL`` (the TTUR / TensorFlow FID, which pytorch-fid ports):
   of zero (then the real part is used), else an error. ``method="eigh"`` gives the same trace
   from two symmetric eigendecompositions (eigenvalues clipped at zero), several times faster at
   2048-d (on 2 shared CPU cores: ~5 s against ~45 s for sqrtm).
-* **Real set**: the caller passes the *training* images of the dataset (DESIGN.md,
-  "Evaluation protocols"), at the size the model generates; the generated set is the test
+* **Real set**: the caller passes the *training* images of the dataset (the
+  protocol of PG² and its successors; README, "Metric protocols"), at the size the model generates; the generated set is the test
   pairs' outputs. Stats are saved with their protocol string and refuse to mix with another's.
 """
 

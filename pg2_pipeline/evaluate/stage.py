@@ -77,7 +77,7 @@ class Generators:
 
 def build_evaluation(params, paths, *, progress: bool = True) -> dict:
     """Scores the test pairs (see the module docstring). Returns the summary; registration is
-    done by :func:`register_generator` (the asset calls both)."""
+    done by :func:`pg2_pipeline.registry.publish.publish_evaluation` (the asset calls both)."""
     start = time.perf_counter()
     cfg, files = params.evaluation, _files(paths)
     device = resolve_device(cfg.device)
@@ -194,7 +194,7 @@ def _fid_update(stats, features: torch.Tensor):
 
 
 def loader_train_images(manifests_dir: Path, limit: int | None, seed: int):
-    """Batches of uint8 (B, 3, H, W) training images: the FID real set (DESIGN.md)."""
+    """Batches of uint8 (B, 3, H, W) training images: the FID real set (README, "Metric protocols")."""
     from pg2_pipeline.pairs.cache import TensorCache
 
     cache = TensorCache.open(manifests_dir / "cache", "train")

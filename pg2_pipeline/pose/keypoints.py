@@ -31,7 +31,7 @@ JOINT_NAMES: Final = (
 JOINT = {name: i for i, name in enumerate(JOINT_NAMES)}
 
 # Eyes and ears follow OpenPose's COCO order (14 right eye, 15 left eye, 16 right ear, 17 left
-# ear). Deformable GAN's label list (and DESIGN.md, copied from it) calls 14/15 "Leye, Reye" and
+# ear). Deformable GAN's label list (copied by many reference notes) calls 14/15 "Leye, Reye" and
 # 16/17 "Lear, Rear", but the standard annotation files say otherwise: in the 4,656 frontal Market
 # train poses (right shoulder left of the left shoulder in the image) joint 14 lies on the right
 # shoulder's side in 99.96 % of cases and joint 16 in 100 % (tests/pose/test_keypoints.py). The
@@ -42,7 +42,8 @@ FLIP_PERMUTATION: Final = np.array(
     [JOINT[n.replace("r_", "\0").replace("l_", "r_").replace("\0", "l_")] for n in JOINT_NAMES]
 )
 
-# The 23 limbs of the PG² pose mask, 1-based OpenPose-18 indices as published (DESIGN.md).
+# The 23 limbs of the PG² pose mask, 1-based OpenPose-18 indices as published
+# with the PG² reference code.
 LIMBS_1BASED: Final = (
     (2, 3), (2, 6), (3, 4), (4, 5), (6, 7), (7, 8), (2, 9), (9, 10), (10, 11), (2, 12),
     (12, 13), (13, 14), (2, 1), (1, 15), (15, 17), (1, 16), (16, 18), (2, 17), (2, 18),

@@ -1,0 +1,110 @@
+"""`make ui` stops both servers, and everything they started, on SIGTERM (a process manager, `kill
+PID`) and on SIGINT (Ctrl-C, which the terminal sends to the whole foreground process group)."""
+
+import os
+import signal
+import socket
+import subprocess
+import time
+import urllib.request
+import uuid
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO
+
+pytestmark = pytest.mark.slow
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def port_free(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+def answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return response.status == 200
+    except OSError:
+        return False
+
+
+def processes_with(marker: str) -> list[int]:
+    """PIDs of live processes whose environment carries ``marker`` (every descendant inherits it,
+    whatever process group or session it moved to)."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            if marker.encode() in (proc / "environ").read_bytes() and (proc / "stat").read_text().split()[2] != "Z":
+                found.append(int(proc.name))
+        except OSError:  # gone meanwhile, or not ours to read
+            continue
+    return found
+
+
+@pytest.mark.parametrize(
+    ("how", "exit_status"),
+    [("SIGTERM to make", 143), ("SIGINT to the foreground group (Ctrl-C)", 130)],
+)
+def test_make_ui_leaves_nothing_behind(tmp_path, how, exit_status):
+    dagster_port, mlflow_port = free_port(), free_port()
+    marker = f"PG2_UI_TEST={uuid.uuid4().hex}"
+    env = {
+        **os.environ,
+        marker.split("=")[0]: marker.split("=")[1],
+        "DAGSTER_PORT": str(dagster_port),
+        "MLFLOW_PORT": str(mlflow_port),
+        "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}",
+    }
+    log = open(tmp_path / "ui.log", "w")
+    # `-o setup`: the environment exists (this test runs in it); DAGSTER_HOME on make's command
+    # line overrides the Makefile's project-local instance.
+    make = subprocess.Popen(
+        ["make", "-C", str(REPO), "-o", "setup", "ui", f"DAGSTER_HOME={tmp_path / 'dagster_home'}"],
+        env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+    )  # fmt: skip
+    try:
+        deadline = time.time() + 180
+        while not (answers(f"http://127.0.0.1:{dagster_port}/server_info") and answers(f"http://127.0.0.1:{mlflow_port}/health")):
+            assert make.poll() is None, f"make ui exited early:\n{(tmp_path / 'ui.log').read_text()[-3000:]}"
+            assert time.time() < deadline, "the servers did not answer within 180 s"
+            time.sleep(1)
+        started = processes_with(marker)
+        assert len(started) >= 4, started  # make, ui.sh, dagster dev (+ its children), mlflow (+ workers)
+
+        if how.startswith("SIGTERM"):
+            make.send_signal(signal.SIGTERM)
+        else:
+            os.killpg(make.pid, signal.SIGINT)
+        assert make.wait(timeout=60) == exit_status, (tmp_path / "ui.log").read_text()[-3000:]
+        left = processes_with(marker)
+        deadline = time.time() + 10
+        while left and time.time() < deadline:  # ui.sh waited for its servers; allow reaping
+            time.sleep(0.5)
+            left = processes_with(marker)
+        assert not left, f"still running after make ui stopped: {[Path(f'/proc/{p}/cmdline').read_bytes() for p in left]}"
+        assert port_free(dagster_port) and port_free(mlflow_port)
+        assert "stopping dagster dev" in (tmp_path / "ui.log").read_text()
+    finally:
+        for pid in processes_with(marker):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        if make.poll() is None:
+            make.kill()
+            make.wait()
+        log.close()
