@@ -7,7 +7,14 @@ cd "$(dirname "$0")/.."
 bin=.venv/bin
 dagster_port=${DAGSTER_PORT:-3000}
 mlflow_port=${MLFLOW_PORT:-5000}
-tracking=$($bin/python -c "from pathlib import Path; from pg2_pipeline.config import load_params; from pg2_pipeline.train.tracking import tracking_uri; print(tracking_uri(load_params('params.yaml'), Path.cwd()))")
+# The MLflow store of the project (or $MLFLOW_TRACKING_URI); the Dagster instance must exist.
+tracking=$($bin/python -c "
+from pathlib import Path
+from pg2_pipeline.config import load_params
+from pg2_pipeline.env import ensure_dagster_home
+from pg2_pipeline.train.tracking import tracking_uri
+ensure_dagster_home(Path.cwd())
+print(tracking_uri(load_params('params.yaml'), Path.cwd()))")
 
 # Each server is exec'd (so $! is the server itself, not a subshell around it) as the leader of a
 # process group of its own, with SIGINT back at its default: a background job of a

@@ -55,11 +55,8 @@ def processes_with(marker: str) -> list[int]:
     return found
 
 
-@pytest.mark.parametrize(
-    ("how", "exit_status"),
-    [("SIGTERM to make", 143), ("SIGINT to the foreground group (Ctrl-C)", 130)],
-)
-def test_make_ui_leaves_nothing_behind(tmp_path, how, exit_status):
+@pytest.mark.parametrize("how", ["SIGTERM to make", "SIGINT to the foreground group (Ctrl-C)"])
+def test_make_ui_leaves_nothing_behind(tmp_path, how):
     dagster_port, mlflow_port = free_port(), free_port()
     marker = f"PG2_UI_TEST={uuid.uuid4().hex}"
     env = {
@@ -86,16 +83,20 @@ def test_make_ui_leaves_nothing_behind(tmp_path, how, exit_status):
         assert len(started) >= 4, started  # make, ui.sh, dagster dev (+ its children), mlflow (+ workers)
 
         if how.startswith("SIGTERM"):
-            make.send_signal(signal.SIGTERM)
+            sig = signal.SIGTERM
+            make.send_signal(sig)
         else:
-            os.killpg(make.pid, signal.SIGINT)
-        assert make.wait(timeout=60) == exit_status, (tmp_path / "ui.log").read_text()[-3000:]
+            sig = signal.SIGINT
+            os.killpg(make.pid, sig)
+        # make passes the signal on, waits for ui.sh, then dies of the same signal
+        assert make.wait(timeout=60) == -sig, (tmp_path / "ui.log").read_text()[-3000:]
+        assert f"Error {128 + sig}" in (tmp_path / "ui.log").read_text()  # ui.sh's own exit status
         left = processes_with(marker)
         deadline = time.time() + 10
         while left and time.time() < deadline:  # ui.sh waited for its servers; allow reaping
             time.sleep(0.5)
             left = processes_with(marker)
-        assert not left, f"still running after make ui stopped: {[Path(f'/proc/{p}/cmdline').read_bytes() for p in left]}"
+        assert not left, f"still running after make ui stopped: {[Path(f'/proc/{p}/cmdline').read_bytes()[:120] for p in left]}"
         assert port_free(dagster_port) and port_free(mlflow_port)
         assert "stopping dagster dev" in (tmp_path / "ui.log").read_text()
     finally:
