@@ -5,7 +5,7 @@ Run: ``.venv/bin/python bench/bench_loader.py`` — prints one JSON object.
 A small twin is rendered to JPEG files in a temporary folder (Market 128×64 and DeepFashion
 256×256, real annotated poses), the tensor cache is built from them, and we time:
 
-* ``cache``: :class:`pg2_pipeline.pairs.loader.PairLoader` batches (gather from the memory-mapped
+* ``cache``: :class:`pg2_pipeline.inputs.loader.PairLoader` batches (gather from the memory-mapped
   uint8 cache, flips, to [-1, 1] floats, batched torch pose maps + masks);
 * ``baseline``: what the published implementations do per sample: decode both JPEGs with
   OpenCV, convert to float, draw the map and mask with the per-sample numpy reference.
@@ -31,10 +31,10 @@ if str(ROOT) not in sys.path:  # tests/ is a plain folder holding the numpy refe
     sys.path.insert(0, str(ROOT))
 
 from pg2_pipeline.config import load_params  # noqa: E402
-from pg2_pipeline.env import keep_large_allocations  # noqa: E402
+from pg2_pipeline.runtime import keep_large_allocations  # noqa: E402
 from pg2_pipeline.data.twin import plan_twin, render_twin_image  # noqa: E402
-from pg2_pipeline.pairs.cache import TensorCache, build_cache  # noqa: E402
-from pg2_pipeline.pairs.loader import PairLoader  # noqa: E402
+from pg2_pipeline.inputs.cache import TensorCache, build_cache  # noqa: E402
+from pg2_pipeline.inputs.loader import PairLoader  # noqa: E402
 from tests.pose import reference_maps  # noqa: E402
 
 TARGET_PAIRS_PER_S = 5_000

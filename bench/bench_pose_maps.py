@@ -37,7 +37,7 @@ if str(ROOT) not in sys.path:  # for tests.pose.reference_maps (tests/ is a plai
     sys.path.insert(0, str(ROOT))
 
 from pg2_pipeline.data.annotations import keypoints_array, standard_file  # noqa: E402
-from pg2_pipeline.pose.keypoints import NUM_JOINTS  # noqa: E402
+from pg2_pipeline.skeleton import NUM_JOINTS  # noqa: E402
 from pg2_pipeline.pose.maps import pose_maps_and_masks  # noqa: E402
 from tests.pose import reference_maps  # noqa: E402
 

@@ -23,10 +23,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pg2_pipeline.env import keep_large_allocations
+from pg2_pipeline.runtime import keep_large_allocations
 from pg2_pipeline.evaluate.metrics import l1, ssim
 from pg2_pipeline.models import build_generator
-from pg2_pipeline.pairs.loader import PairLoader
+from pg2_pipeline.inputs.loader import PairLoader
 from pg2_pipeline.train.samples import to_uint8_nchw
 from pg2_pipeline.train.steps import Batch, make_optimizer, stage1_step
 

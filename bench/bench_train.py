@@ -33,7 +33,7 @@ from dataclasses import dataclass
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from pg2_pipeline.env import keep_large_allocations
+from pg2_pipeline.runtime import keep_large_allocations
 from pg2_pipeline.models import G1, G2, Discriminator, count_parameters
 from pg2_pipeline.train.steps import Batch, make_optimizer, stage1_step, stage2_step
 

@@ -25,7 +25,7 @@ import cv2
 import numpy as np
 
 from pg2_pipeline.data.annotations import keypoints_array, standard_file
-from pg2_pipeline.data.datasets import dataset_spec
+from pg2_pipeline.datasets import dataset_spec
 from pg2_pipeline.data.names import parse_fashion_flat
 from pg2_pipeline.data.twin import appearance, scene
 from pg2_pipeline.data.twin.plan import TwinImage, _market_name

@@ -38,7 +38,7 @@ def _tracking_uri(explicit: str | None) -> str | None:
     except FileNotFoundError:
         return None
     from pg2_pipeline.config import load_params
-    from pg2_pipeline.train.tracking import tracking_uri
+    from pg2_pipeline.tracking import tracking_uri
 
     return tracking_uri(load_params(root / "params.yaml"), root)
 

@@ -16,13 +16,14 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import types
 import typing
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any, Literal, get_args, get_origin
+from typing import Any, Literal
 
 import yaml
+
+from pg2_pipeline import typed
 
 DATASETS = ("market", "deepfashion")
 PROFILES = ("tiny", "quick", "full")
@@ -260,77 +261,4 @@ def _check_keys(mapping: dict, expected: typing.Iterable[str], where: str, what:
 
 
 def _build(cls: type, values: dict, name: str, source: str) -> Any:
-    hints = typing.get_type_hints(cls)
-    extra = [k for k in values if k not in hints]
-    if extra:
-        raise ParamsError(
-            f"{source}: unknown key '{name}.{extra[0]}' (expected one of {', '.join(hints)})"
-        )
-    missing = [k for k in hints if k not in values]
-    if missing:
-        raise ParamsError(f"{source}: missing key '{name}.{missing[0]}' ({_type_name(hints[missing[0]])})")
-    return cls(**{k: _coerce(values[k], hints[k], f"{name}.{k}", source) for k in hints})
-
-
-def _type_name(tp: Any) -> str:
-    origin = get_origin(tp)
-    if origin is Literal:
-        return "one of " + ", ".join(repr(a) for a in get_args(tp))
-    if origin in (typing.Union, types.UnionType):
-        return " or ".join(_type_name(a) for a in get_args(tp))
-    if origin in (list, tuple):
-        return f"list of {_type_name(get_args(tp)[0])}"
-    if tp is type(None):
-        return "null"
-    return getattr(tp, "__name__", str(tp))
-
-
-def _coerce(value: Any, tp: Any, key: str, source: str) -> Any:
-    def fail() -> typing.NoReturn:
-        raise ParamsError(
-            f"{source}: '{key}' expected {_type_name(tp)}, got {type(value).__name__} {value!r}"
-        )
-
-    origin = get_origin(tp)
-    if origin in (typing.Union, types.UnionType):
-        for option in get_args(tp):
-            try:
-                return _coerce(value, option, key, source)
-            except ParamsError:
-                continue
-        fail()
-    if origin is Literal:
-        if value in get_args(tp):
-            return value
-        fail()
-    if origin in (list, tuple):
-        if not isinstance(value, (list, tuple)):
-            fail()
-        (item,) = get_args(tp)[:1]
-        return tuple(_coerce(v, item, f"{key}[{i}]", source) for i, v in enumerate(value))
-    if tp is type(None):
-        if value is None:
-            return None
-        fail()
-    if tp is bool:
-        if isinstance(value, bool):
-            return value
-        fail()
-    if tp is int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-        fail()
-    if tp is float:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-        if isinstance(value, str):  # PyYAML reads '2e-5' (no dot) as a string
-            try:
-                return float(value)
-            except ValueError:
-                fail()
-        fail()
-    if tp is str:
-        if isinstance(value, str):
-            return value
-        fail()
-    raise TypeError(f"unsupported parameter type {tp!r} for {key}")
+    return typed.build(cls, values, name, source, ParamsError)

@@ -67,34 +67,3 @@ def ensure_dagster_home(project_root: Path | None = None) -> Path:
         tmp.write_text(DAGSTER_YAML)
         tmp.replace(config)
     return path
-
-
-# glibc serves every allocation above its mmap threshold (at most 32 MB by default) with fresh
-# pages from the kernel and returns them on free, so a training step that allocates the same
-# large tensors again and again page-faults them in every time: a (64, 18, 128, 64) float batch
-# of pose maps (38 MB) took 5× longer to make than to fill. Keeping blocks up to 256 MB in the
-# heap, and not trimming it below 1 GB of free top, removes that cost.
-MMAP_THRESHOLD_BYTES = 256 << 20
-TRIM_THRESHOLD_BYTES = 1 << 30
-_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # <malloc.h>
-
-
-def keep_large_allocations() -> bool:
-    """Raises glibc's mmap and trim thresholds for this process (training and benchmarks);
-    False, changing nothing, where the C library is not glibc or the user set
-    ``MALLOC_MMAP_THRESHOLD_`` / ``MALLOC_TRIM_THRESHOLD_`` (theirs wins)."""
-    import ctypes
-    import ctypes.util
-    import platform
-
-    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
-        return False
-    if "MALLOC_MMAP_THRESHOLD_" in os.environ or "MALLOC_TRIM_THRESHOLD_" in os.environ:
-        return False
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        return bool(libc.mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES)) and bool(
-            libc.mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD_BYTES)
-        )
-    except (OSError, AttributeError):
-        return False

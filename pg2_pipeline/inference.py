@@ -25,7 +25,7 @@ import cv2
 import numpy as np
 
 from pg2_pipeline import fileio
-from pg2_pipeline.pose.keypoints import MISSING, NUM_JOINTS, visible
+from pg2_pipeline.skeleton import MISSING, NUM_JOINTS, visible
 
 CROP_MARGIN = 0.12  # of the person's keypoint box, around it (hair, feet and hands extend past joints)
 
@@ -117,7 +117,7 @@ class PoseTransfer:
         from mlflow.exceptions import MlflowException
 
         if tracking_uri:
-            from pg2_pipeline.train.tracking import use_tracking_uri
+            from pg2_pipeline.tracking import use_tracking_uri
 
             use_tracking_uri(tracking_uri)
         if not model_uri.startswith(("models:/", "runs:/")) and not Path(model_uri).exists():

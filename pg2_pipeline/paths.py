@@ -1,18 +1,174 @@
-"""Where every asset lives on disk: the one module that maps an asset name to its files.
+"""Where everything lives on disk: the one module that maps an asset name to its files.
 
 Each asset owns one stable folder ``assets/<asset name>/`` (a DVC out, git-ignored). Code asks
 this module for paths; nothing else spells them out (dvc.yaml repeats them for DVC and
 ``tests/test_pipeline_graph.py`` checks that the two agree).
+
+    paths = ProjectPaths.discover()
+    paths.stage("stage1").weights("g1")      # assets/stage1/g1.safetensors
+    paths.cache.images("train")              # assets/manifests/cache/train.images.u8
+    paths.evaluation.metrics                 # assets/evaluation/metrics.json
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from pg2_pipeline.env import find_project_root
 
 ASSET_NAMES = ("twin", "image_index", "keypoints", "pairs", "manifests", "stage1", "stage2", "evaluation")
+TRAINING_STAGES = ("stage1", "stage2")
+SPLITS = ("train", "test")
+SUMMARY = "summary.json"
+
+
+@dataclass(frozen=True)
+class StagePaths:
+    """A training stage's folder: final weights + configs, checkpoints, samples, history."""
+
+    folder: Path
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.folder / "checkpoints"
+
+    def checkpoint(self, step: int) -> Path:
+        return self.checkpoints / f"step-{step:08d}.pt"
+
+    @property
+    def samples(self) -> Path:
+        return self.folder / "samples"
+
+    def sample(self, step: int) -> Path:
+        return self.samples / f"step-{step:08d}.png"
+
+    @property
+    def latest_sample(self) -> Path:
+        return self.samples / "latest.png"
+
+    def weights(self, model: str) -> Path:
+        return self.folder / f"{model}.safetensors"
+
+    def model_config(self, model: str) -> Path:
+        return self.folder / f"{model}.json"
+
+    @property
+    def history(self) -> Path:
+        return self.folder / "history.json"
+
+    @property
+    def loss_curve(self) -> Path:
+        return self.folder / "losses.png"
+
+    @property
+    def summary(self) -> Path:
+        return self.folder / SUMMARY
+
+
+@dataclass(frozen=True)
+class CachePaths:
+    """The tensor cache of the manifests asset: per split, decoded images, keypoints, header."""
+
+    folder: Path
+
+    def images(self, split: str) -> Path:
+        return self.folder / f"{split}.images.u8"
+
+    def keypoints(self, split: str) -> Path:
+        return self.folder / f"{split}.keypoints.npy"
+
+    def header(self, split: str) -> Path:
+        return self.folder / f"{split}.json"
+
+
+@dataclass(frozen=True)
+class ExtractionPaths:
+    """The incremental BlazePose store: one Parquet shard per hash bucket, optional masks."""
+
+    folder: Path
+
+    @property
+    def shards(self) -> Path:
+        return self.folder / "shards"
+
+    def shard(self, index: int, num_shards: int) -> Path:
+        return self.shards / f"shard-{index:05d}-of-{num_shards:05d}.parquet"
+
+    @staticmethod
+    def parse_shard(name: str) -> tuple[int, int] | None:
+        """(index, num_shards) of a shard file name, None for any other name."""
+        m = re.match(r"^shard-(\d{5})-of-(\d{5})\.parquet$", name)
+        return (int(m.group(1)), int(m.group(2))) if m else None
+
+    @property
+    def masks(self) -> Path:
+        return self.folder / "masks"
+
+    def mask(self, image_id: str) -> Path:
+        return self.masks / f"{image_id}.png"
+
+
+@dataclass(frozen=True)
+class EvaluationPaths:
+    folder: Path
+
+    @property
+    def metrics(self) -> Path:  # DVC metrics
+        return self.folder / "metrics.json"
+
+    @property
+    def curves_csv(self) -> Path:  # DVC plots
+        return self.folder / "curves.csv"
+
+    @property
+    def report(self) -> Path:
+        return self.folder / "report"
+
+    @property
+    def table(self) -> Path:
+        return self.report / "metrics.md"
+
+    @property
+    def per_pair(self) -> Path:
+        return self.report / "per_pair.parquet"
+
+    @property
+    def examples(self) -> Path:
+        return self.report / "examples.png"
+
+    @property
+    def curves(self) -> Path:
+        return self.report / "curves.png"
+
+    @property
+    def summary(self) -> Path:
+        return self.report / SUMMARY
+
+    @property
+    def registration(self) -> Path:
+        return self.report / "registration.json"
+
+
+@dataclass(frozen=True)
+class DemoPaths:
+    """What ``make demo`` writes after the pipeline: one ``pg2 generate`` call (not an asset:
+    no stage depends on it, so it lives outside ``assets/``)."""
+
+    folder: Path
+
+    @property
+    def target_pose(self) -> Path:
+        return self.folder / "target_pose.json"
+
+    @property
+    def generated(self) -> Path:
+        return self.folder / "generated.png"
+
+    @property
+    def example(self) -> Path:
+        return self.folder / "example.png"
 
 
 @dataclass(frozen=True)
@@ -20,7 +176,7 @@ class ProjectPaths:
     root: Path
 
     @classmethod
-    def discover(cls) -> "ProjectPaths":
+    def discover(cls) -> ProjectPaths:
         return cls(find_project_root())
 
     @property
@@ -31,6 +187,10 @@ class ProjectPaths:
         if name not in ASSET_NAMES:
             raise KeyError(f"unknown asset '{name}' (expected one of {', '.join(ASSET_NAMES)})")
         return self.root / "assets" / name
+
+    def summary(self, name: str) -> Path:
+        """``summary.json`` of asset ``name`` (the evaluation keeps it in its report)."""
+        return self.evaluation.summary if name == "evaluation" else self.asset_dir(name) / SUMMARY
 
     def resolve(self, path: str | Path) -> Path:
         """A path from params.yaml: absolute as given, relative to the project root otherwise."""
@@ -46,10 +206,6 @@ class ProjectPaths:
     def twin_contact_sheet(self) -> Path:
         return self.asset_dir("twin") / "contact_sheet.png"
 
-    @property
-    def twin_summary(self) -> Path:
-        return self.asset_dir("twin") / "summary.json"
-
     # image_index
     @property
     def image_index_table(self) -> Path:
@@ -58,10 +214,6 @@ class ProjectPaths:
     @property
     def image_index_quarantine(self) -> Path:
         return self.asset_dir("image_index") / "quarantine.parquet"
-
-    @property
-    def image_index_summary(self) -> Path:
-        return self.asset_dir("image_index") / "summary.json"
 
     @property
     def image_index_preview(self) -> Path:
@@ -73,12 +225,8 @@ class ProjectPaths:
         return self.asset_dir("keypoints") / "keypoints.parquet"
 
     @property
-    def keypoints_shards(self) -> Path:
-        return self.asset_dir("keypoints") / "extraction"
-
-    @property
-    def keypoints_summary(self) -> Path:
-        return self.asset_dir("keypoints") / "summary.json"
+    def keypoints_extraction(self) -> ExtractionPaths:
+        return ExtractionPaths(self.asset_dir("keypoints") / "extraction")
 
     @property
     def keypoints_preview(self) -> Path:
@@ -101,27 +249,28 @@ class ProjectPaths:
     def pairs_histogram(self) -> Path:
         return self.asset_dir("pairs") / "pairs_per_identity.png"
 
-    @property
-    def pairs_summary(self) -> Path:
-        return self.asset_dir("pairs") / "summary.json"
-
     # manifests
     def manifest_table(self, split: str) -> Path:
+        if split not in SPLITS:
+            raise KeyError(f"unknown split '{split}' (expected one of {', '.join(SPLITS)})")
         return self.asset_dir("manifests") / f"{split}.parquet"
 
     @property
-    def manifests_cache(self) -> Path:
-        return self.asset_dir("manifests") / "cache"
+    def cache(self) -> CachePaths:
+        return CachePaths(self.asset_dir("manifests") / "cache")
 
-    @property
-    def manifests_summary(self) -> Path:
-        return self.asset_dir("manifests") / "summary.json"
+    # stage1, stage2
+    def stage(self, name: str) -> StagePaths:
+        if name not in TRAINING_STAGES:
+            raise KeyError(f"unknown training stage '{name}' (expected one of {', '.join(TRAINING_STAGES)})")
+        return StagePaths(self.asset_dir(name))
 
     # evaluation
     @property
-    def evaluation_metrics(self) -> Path:
-        return self.asset_dir("evaluation") / "metrics.json"
+    def evaluation(self) -> EvaluationPaths:
+        return EvaluationPaths(self.asset_dir("evaluation"))
 
+    # not an asset
     @property
-    def evaluation_report(self) -> Path:
-        return self.asset_dir("evaluation") / "report"
+    def demo(self) -> DemoPaths:
+        return DemoPaths(self.root / "demo")

@@ -11,10 +11,12 @@ import json
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pg2_pipeline.fileio import atomic_path
+from pg2_pipeline.skeleton import NUM_JOINTS
 
 
 class SchemaMismatchError(ValueError):
@@ -90,8 +92,19 @@ def table_metadata(table_or_path: pa.Table | str | Path) -> dict[str, Any]:
     return json.loads((schema.metadata or {}).get(b"pg2.meta", b"{}"))
 
 
+def joints_yx(table: pa.Table, prefix: str = "") -> np.ndarray:
+    """``(N, 18, 2)`` float32 (y, x) of the ``{prefix}keypoints_y`` / ``{prefix}keypoints_x``
+    list columns of a keypoint, annotation or manifest table."""
+    n = table.num_rows
+    ys, xs = (
+        np.asarray(table.column(f"{prefix}keypoints_{axis}").combine_chunks().flatten(), np.float32).reshape(n, NUM_JOINTS)
+        for axis in "yx"
+    )
+    return np.stack([ys, xs], axis=-1)
+
+
 def _joints(value_type: pa.DataType) -> pa.DataType:
-    return pa.list_(value_type, 18)
+    return pa.list_(value_type, NUM_JOINTS)
 
 
 KEYPOINTS = pa.schema(

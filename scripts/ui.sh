@@ -12,7 +12,7 @@ tracking=$($bin/python -c "
 from pathlib import Path
 from pg2_pipeline.config import load_params
 from pg2_pipeline.env import ensure_dagster_home
-from pg2_pipeline.train.tracking import tracking_uri
+from pg2_pipeline.tracking import tracking_uri
 ensure_dagster_home(Path.cwd())
 print(tracking_uri(load_params('params.yaml'), Path.cwd()))")
 

@@ -116,7 +116,7 @@ def test_unknown_model_or_alias(registered):
 
 def test_python_api_in_a_few_lines(registered, monkeypatch):
     monkeypatch.chdir(registered)
-    from pg2_pipeline.train.tracking import tracking_uri
+    from pg2_pipeline.tracking import tracking_uri
 
     transfer = PoseTransfer(MODEL, tracking_uri=tracking_uri(load_params(registered / "params.yaml"), registered))
     out = transfer.generate(registered / "photos/astronaut.png", pose_from=registered / "photos/astronaut.png")

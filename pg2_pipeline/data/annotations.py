@@ -17,7 +17,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pg2_pipeline.pose.keypoints import NUM_JOINTS, from_annotation_lists
+from pg2_pipeline.schemas import joints_yx
+from pg2_pipeline.skeleton import NUM_JOINTS, from_annotation_lists
 
 ANNOTATION_HEADER = "name:keypoints_y:keypoints_x"
 PAIRS_HEADER = "from,to"
@@ -111,10 +112,8 @@ def read_pairs_file(path: str | Path) -> pa.Table:
 
 def keypoints_array(table: pa.Table) -> np.ndarray:
     """``(N, 18, 2)`` float32 (y, x) of an annotation table, -1 for missing joints."""
-    ys = np.asarray(table.column("keypoints_y").combine_chunks().flatten(), dtype=np.float32)
-    xs = np.asarray(table.column("keypoints_x").combine_chunks().flatten(), dtype=np.float32)
-    n = table.num_rows
-    return from_annotation_lists(ys.reshape(n, NUM_JOINTS), xs.reshape(n, NUM_JOINTS))
+    yx = joints_yx(table)
+    return from_annotation_lists(yx[..., 0], yx[..., 1])
 
 
 def standard_file(stem: str) -> pa.Table:

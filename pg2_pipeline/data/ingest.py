@@ -29,15 +29,16 @@ import pyarrow as pa
 from PIL import Image, UnidentifiedImageError
 from pg2_pipeline.progress import bar as progress_bar
 
-from pg2_pipeline.data.datasets import dataset_spec
+from pg2_pipeline.datasets import dataset_spec
 from pg2_pipeline.data.names import (
     MARKET_SPLIT_DIRS,
     BadNameError,
     parse_fashion_path,
     parse_market_name,
 )
-from pg2_pipeline import fileio, viz
+from pg2_pipeline import fileio, summaries, viz
 from pg2_pipeline.schemas import IMAGE_INDEX, IMAGE_INDEX_NAME, QUARANTINE, QUARANTINE_NAME, write_table
+from pg2_pipeline.summaries import ImageIndexSummary
 
 FASHION_PARTITION = Path("Eval") / "list_eval_partition.txt"
 FASHION_STATUS_TO_SPLIT = {"train": "train", "query": "test", "gallery": "test"}
@@ -264,30 +265,31 @@ def ingest(root: Path, dataset: str, *, check_size: bool = True, workers: int = 
 # ---------------------------------------------------------------------------------- the stage
 
 
-def build_image_index(params, paths, progress: bool = True) -> dict:
+def build_image_index(params, paths, progress: bool = True) -> ImageIndexSummary:
     """The ``image_index`` stage: ingest ``params.image_index.root`` and write the index, the
     quarantine table, a preview and ``summary.json`` under ``assets/image_index/``."""
     cfg = params.image_index
     root = paths.resolve(cfg.root)
     start = time.perf_counter()
     result = ingest(root, params.base.dataset, check_size=cfg.check_size, workers=cfg.workers, progress=progress)
-    summary = {
-        "dataset": params.base.dataset,
-        "root": str(root),
-        **result.summary(),
-        "max_quarantine_fraction": cfg.max_quarantine_fraction,
-        "seconds": round(time.perf_counter() - start, 2),
-        "params_hash": params.section_hash("image_index"),
-    }
+    counts = result.summary()
     if result.index.num_rows == 0:
-        raise DatasetFolderError(f"{root}: no usable images (quarantined: {summary['quarantined_by_reason']})")
+        raise DatasetFolderError(f"{root}: no usable images (quarantined: {counts['quarantined_by_reason']})")
     # content only (no params hash): a rerun that changes nothing leaves the table byte-identical,
     # so DVC does not rerun the stages that read it
-    meta = {k: summary[k] for k in ("dataset", "images_per_split", "quarantined")}
+    meta = {"dataset": params.base.dataset, **{k: counts[k] for k in ("images_per_split", "quarantined")}}
     write_table(result.index, IMAGE_INDEX, IMAGE_INDEX_NAME, paths.image_index_table, meta)
     write_table(result.quarantine, QUARANTINE, QUARANTINE_NAME, paths.image_index_quarantine, meta)
     fileio.write_png(paths.image_index_preview, _preview(result.index, root))
-    fileio.write_json(paths.image_index_summary, summary)
+    summary = ImageIndexSummary(
+        dataset=params.base.dataset,
+        root=str(root),
+        **counts,
+        max_quarantine_fraction=cfg.max_quarantine_fraction,
+        seconds=round(time.perf_counter() - start, 2),
+        params_hash=params.section_hash("image_index"),
+    )
+    summaries.write(paths.summary("image_index"), summary)
     return summary
 
 

@@ -30,7 +30,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from pg2_pipeline.pose.keypoints import JOINT, NUM_JOINTS
+from pg2_pipeline.skeleton import JOINT, NUM_JOINTS
 
 HEAD_JOINTS = (JOINT["nose"], JOINT["neck"], JOINT["r_eye"], JOINT["l_eye"], JOINT["r_ear"], JOINT["l_ear"])
 ALPHA = 0.5

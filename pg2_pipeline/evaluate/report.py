@@ -5,13 +5,14 @@ need a CDN)."""
 from __future__ import annotations
 
 import io
-import json
 
 import numpy as np
 import torch
 
 from pg2_pipeline import viz
 from pg2_pipeline.evaluate import metrics as M
+from pg2_pipeline.imaging import to_uint8
+from pg2_pipeline.summaries import EvaluationMetrics
 
 ROWS = (("stage2", "PG² (stage 1 + 2)"), ("stage1", "stage 1 only (G1)"), ("copy", "copy the condition image"))
 COLUMNS = (
@@ -26,18 +27,18 @@ def _cell(value) -> str:
     return "n/a" if value is None else str(value).split(":")[0] if isinstance(value, str) and value.startswith("unavailable") else str(value)
 
 
-def markdown_table(metrics: dict, fid_info: dict) -> str:
+def markdown_table(metrics: EvaluationMetrics, fid_info: dict) -> str:
     """The headline table (one row per method) plus the protocol notes a reader needs."""
-    protocol = metrics["ssim_protocol"]
+    protocol = metrics.ssim_protocol
     lines = [
-        f"## PG² evaluation — {metrics['dataset']} ({metrics['profile']} profile), {metrics['pairs']} test pairs",
+        f"## PG² evaluation — {metrics.dataset} ({metrics.profile} profile), {metrics.pairs} test pairs",
         "",
         "| method | " + " | ".join(label for _, label in COLUMNS) + " |",
         "|---|" + "---:|" * len(COLUMNS),
     ]
     for key, label in ROWS:
-        lines.append(f"| {label} | " + " | ".join(_cell(metrics[key].get(c)) for c, _ in COLUMNS) + " |")
-    s2 = metrics["stage2"]
+        lines.append(f"| {label} | " + " | ".join(_cell(metrics.method(key).get(c)) for c, _ in COLUMNS) + " |")
+    s2 = metrics.stage2
     lines += [
         "",
         f"SSIM and mask-SSIM use the `{protocol}` protocol; all three SSIM protocols for PG²: "
@@ -84,24 +85,20 @@ def examples_picture(images: dict[str, np.ndarray], scores: np.ndarray, per_grou
 def metric_curves(params, paths, device: torch.device, n_pairs: int) -> list[dict]:
     """SSIM, mask-SSIM and L1 of every stage-1 and stage-2 checkpoint on ``n_pairs`` test pairs
     (the step axis runs through stage 1, then stage 2)."""
-    from pg2_pipeline.models import build_generator
-    from pg2_pipeline.pairs.loader import PairLoader
+    from pg2_pipeline.inputs.loader import PairLoader
+    from pg2_pipeline.models import io as model_io
+    from pg2_pipeline.models.pg2 import PG2
     from pg2_pipeline.pose.maps import pose_masks
-    from pg2_pipeline.train import checkpoint as ckpt
-    from pg2_pipeline.train.loop import StageFiles, load_generator
-    from pg2_pipeline.train.samples import to_uint8_nchw
 
-    full = PairLoader.from_manifest(paths.asset_dir("manifests"), "test", 1, shuffle=False, device=device)
-    rows = np.linspace(0, len(full.pairs) - 1, min(n_pairs, len(full.pairs))).astype(int)
-    loader = PairLoader(full.cache, full.pairs[rows], len(rows), shuffle=False, device=device)
+    full = PairLoader.from_manifest(paths, "test", 1, shuffle=False, device=device)
+    loader = full.subset(np.linspace(0, len(full.pairs) - 1, min(n_pairs, len(full.pairs))).astype(int))
     batch = loader.batch(0)
-    target = to_uint8_nchw(batch.target)
+    target = to_uint8(batch.target)
     yx = torch.from_numpy(loader.cache.keypoints[loader.pairs[:, 1]]).to(device)
     masks = pose_masks(yx, loader.height, loader.width)
-    s1, s2 = StageFiles(paths.asset_dir("stage1")), StageFiles(paths.asset_dir("stage2"))
-    g1_config = json.loads(s1.model_config("g1").read_text())
-    g2_config = json.loads(s2.model_config("g2").read_text())
-    final_g1 = load_generator(s1, "g1", device).eval()
+    s1, s2 = paths.stage("stage1"), paths.stage("stage2")
+    pg2 = PG2.from_stage_folders(s1, s2, device)
+    final_g1 = {k: v.clone() for k, v in pg2.g1.state_dict().items()}
     stage1_steps = 0
     points = []
 
@@ -114,16 +111,15 @@ def metric_curves(params, paths, device: torch.device, n_pairs: int) -> list[dic
         })  # fmt: skip
 
     with torch.inference_mode():
-        for step, path in ckpt.checkpoints(s1.checkpoints):
-            g1 = build_generator("g1", **g1_config).to(device).eval()
-            g1.load_state_dict(ckpt.load_checkpoint(path, device)["models"]["g1"])
-            score("stage1", step, to_uint8_nchw(g1(batch.condition, batch.target_map)))
+        for step, path in model_io.checkpoints(s1):
+            pg2.g1.load_state_dict(model_io.load_checkpoint(path, device)["models"]["g1"])
+            score("stage1", step, to_uint8(pg2.coarse(batch.condition, batch.target_map)))
             stage1_steps = max(stage1_steps, step)
-        coarse = final_g1(batch.condition, batch.target_map)
-        for step, path in ckpt.checkpoints(s2.checkpoints):
-            g2 = build_generator("g2", **g2_config).to(device).eval()
-            g2.load_state_dict(ckpt.load_checkpoint(path, device)["models"]["g2"])
-            score("stage2", stage1_steps + step, to_uint8_nchw(coarse + g2(coarse, batch.condition)))
+        pg2.g1.load_state_dict(final_g1)
+        coarse = pg2.coarse(batch.condition, batch.target_map)
+        for step, path in model_io.checkpoints(s2):
+            pg2.g2.load_state_dict(model_io.load_checkpoint(path, device)["models"]["g2"])
+            score("stage2", stage1_steps + step, to_uint8(pg2.refine(coarse, batch.condition)))
     return points
 
 

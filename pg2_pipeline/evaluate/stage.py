@@ -19,18 +19,21 @@ import pyarrow as pa
 import torch
 from pg2_pipeline.progress import bar as progress_bar
 
-from pg2_pipeline import fileio
+from pg2_pipeline import fileio, summaries
 from pg2_pipeline.evaluate import metrics as M
 from pg2_pipeline.evaluate.inception_score import UNAVAILABLE_REASON, Unavailable, inception_score, load_inception_logits
 from pg2_pipeline.evaluate.pckh import PCKhCounts, pckh, pckh_score
 from pg2_pipeline.evaluate.report import curves_csv, curves_picture, examples_picture, markdown_table, metric_curves
-from pg2_pipeline.pairs.loader import PairLoader
-from pg2_pipeline.pairs.manifests import read_manifest
+from pg2_pipeline.imaging import to_numpy_hwc, to_uint8
+from pg2_pipeline.inputs.cache import TensorCache
+from pg2_pipeline.inputs.loader import PairLoader
+from pg2_pipeline.inputs.manifests import read_manifest
+from pg2_pipeline.models.pg2 import PG2
 from pg2_pipeline.pose.maps import pose_masks
-from pg2_pipeline.train.loop import StageFiles, load_generator, resolve_device
-from pg2_pipeline.train.samples import to_uint8, to_uint8_nchw
+from pg2_pipeline.runtime import resolve_device
+from pg2_pipeline.summaries import ChampionGate, EvaluationMetrics, EvaluationSummary
 
-METHODS = ("stage2", "stage1", "copy")  # what each row of the table generated
+METHODS = EvaluationMetrics.METHODS  # what each row of the table generated: stage2, stage1, copy
 SSIM_NAMES = tuple(M.SSIM_PROTOCOLS)
 
 
@@ -46,49 +49,42 @@ class _Accumulator:
         return np.concatenate(self.per_pair[name]) if name in self.per_pair else np.array([])
 
 
-def _files(paths) -> dict[str, Path]:
-    folder = paths.asset_dir("evaluation")
-    return {
-        "metrics": folder / "metrics.json", "curves_csv": folder / "curves.csv", "report": folder / "report",
-        "table": folder / "report" / "metrics.md", "per_pair": folder / "report" / "per_pair.parquet",
-        "examples": folder / "report" / "examples.png", "curves": folder / "report" / "curves.png",
-        "summary": folder / "report" / "summary.json",
-    }  # fmt: skip
-
-
 def _subset(n: int, limit: int | None, seed: int) -> np.ndarray:
     if limit is None or limit >= n:
         return np.arange(n)
     return np.sort(np.random.default_rng([seed, 7]).choice(n, size=limit, replace=False))
 
 
-class Generators:
-    """G1 and G2 of the trained stages, producing uint8 images for each method."""
-
-    def __init__(self, g1, g2):
-        self.g1, self.g2 = g1.eval(), g2.eval()
-
-    @torch.inference_mode()
-    def __call__(self, batch) -> dict[str, torch.Tensor]:
-        coarse = self.g1(batch.condition, batch.target_map)
-        refined = coarse + self.g2(coarse, batch.condition)
-        return {"stage2": to_uint8_nchw(refined), "stage1": to_uint8_nchw(coarse), "copy": to_uint8_nchw(batch.condition)}
+@torch.inference_mode()
+def generate(pg2: PG2, batch) -> dict[str, torch.Tensor]:
+    """uint8 (B, 3, H, W) images of each method for one batch of test pairs."""
+    coarse, refined = pg2(batch.condition, batch.target_map)
+    return {"stage2": to_uint8(refined), "stage1": to_uint8(coarse), "copy": to_uint8(batch.condition)}
 
 
-def build_evaluation(params, paths, *, progress: bool = True) -> dict:
+def champion_gate(metrics: EvaluationMetrics) -> ChampionGate:
+    """The new generator earns ``@champion`` only when it beats "copy the condition image" on
+    mask-SSIM: copying is what a generator that ignores the pose would do."""
+    value, baseline = float(metrics.stage2["mask_ssim"]), float(metrics.copy["mask_ssim"])
+    passed = value > baseline
+    reason = f"mask-SSIM {value:.4f} {'>' if passed else '<='} copy baseline {baseline:.4f}: " + (
+        "promoted to @champion" if passed else "registered without the champion alias"
+    )
+    return ChampionGate(passed=passed, metric="mask_ssim", value=value, baseline="copy", baseline_value=baseline, reason=reason)
+
+
+def build_evaluation(params, paths, *, progress: bool = True) -> EvaluationSummary:
     """Scores the test pairs (see the module docstring). Returns the summary; registration is
     done by :func:`pg2_pipeline.registry.publish.publish_evaluation` (the asset calls both)."""
     start = time.perf_counter()
-    cfg, files = params.evaluation, _files(paths)
+    cfg, files = params.evaluation, paths.evaluation
     device = resolve_device(cfg.device)
-    manifests_dir = paths.asset_dir("manifests")
-    full = PairLoader.from_manifest(manifests_dir, "test", 1, shuffle=False, device=device)
+    full = PairLoader.from_manifest(paths, "test", 1, shuffle=False, device=device)
     rows = _subset(len(full.pairs), cfg.max_pairs, params.base.seed)
-    loader = PairLoader(full.cache, full.pairs[rows], min(cfg.batch_size, len(rows)), shuffle=False, device=device)
+    loader = full.subset(rows, min(cfg.batch_size, len(rows)))
     manifest = read_manifest(paths.manifest_table("test")).take(pa.array(rows))
     h, w = loader.height, loader.width
-    gens = Generators(load_generator(StageFiles(paths.asset_dir("stage1")), "g1", device),
-                      load_generator(StageFiles(paths.asset_dir("stage2")), "g2", device))  # fmt: skip
+    pg2 = PG2.from_stage_folders(paths.stage("stage1"), paths.stage("stage2"), device)
 
     acc = _Accumulator()
     lpips_net = _lpips(cfg, device)
@@ -105,9 +101,9 @@ def build_evaluation(params, paths, *, progress: bool = True) -> dict:
         batch = loader.batch(step)
         sel, _ = loader.indices(step)
         target_yx = torch.from_numpy(loader.cache.keypoints[loader.pairs[sel, 1]]).to(device)
-        target = to_uint8_nchw(batch.target)
+        target = to_uint8(batch.target)
         masks = pose_masks(target_yx, h, w)
-        outputs = gens(batch)
+        outputs = generate(pg2, batch)
         for method, generated in outputs.items():
             for protocol in SSIM_NAMES:
                 acc.add(f"{method}.ssim_{protocol}", M.ssim(generated, target, protocol))
@@ -126,45 +122,45 @@ def build_evaluation(params, paths, *, progress: bool = True) -> dict:
         if estimator is not None:
             pck["real"].append(pckh(_estimate(estimator, target), target_yx.cpu()))
         for method in METHODS:
-            keep_images[method].append(outputs[method].permute(0, 2, 3, 1).cpu().numpy())
-        keep_images["condition"].append(to_uint8(batch.condition))
-        keep_images["target"].append(target.permute(0, 2, 3, 1).cpu().numpy())
+            keep_images[method].append(to_numpy_hwc(outputs[method]))
+        keep_images["condition"].append(to_numpy_hwc(batch.condition))
+        keep_images["target"].append(to_numpy_hwc(target))
         bar.update(len(sel))
     bar.close()
     if estimator is not None:
         estimator.close()
 
     results = {m: _aggregate(acc, m, cfg.ssim_protocol) for m in METHODS}
-    fid_info = _fid(fid_features, fid_gen, loader_train_images(manifests_dir, cfg.fid_real_images, params.base.seed), results)
+    fid_info = _fid(fid_features, fid_gen, loader_train_images(paths, cfg.fid_real_images, params.base.seed), results)
     _pckh(pck, results)
     _inception(is_net, logits, results)
 
     per_pair = _per_pair_table(manifest, acc)
     images = {k: np.concatenate(v) for k, v in keep_images.items()}
     curves = metric_curves(params, paths, device, cfg.curve_pairs)
-    metrics = {
-        "pairs": int(len(rows)),
-        "test_pairs_available": int(len(full.pairs)),
-        "dataset": params.base.dataset,
-        "profile": params.base.profile,
-        "ssim_protocol": cfg.ssim_protocol,
+    metrics = EvaluationMetrics(
+        pairs=int(len(rows)),
+        test_pairs_available=int(len(full.pairs)),
+        dataset=params.base.dataset,
+        profile=params.base.profile,
+        ssim_protocol=cfg.ssim_protocol,
         **{m: results[m] for m in METHODS},
-    }
-    fileio.write_json(files["metrics"], metrics)
-    fileio.write_bytes(files["per_pair"], _parquet_bytes(per_pair))
-    fileio.write_text(files["table"], markdown_table(metrics, fid_info))
-    fileio.write_png(files["examples"], examples_picture(images, acc.column("stage2.mask_ssim"), cfg.examples))
-    fileio.write_text(files["curves_csv"], curves_csv(curves))
-    fileio.write_png(files["curves"], curves_picture(curves))
-    summary = {
-        "metrics": metrics,
-        "fid": fid_info,
-        "curves_points": len(curves),
-        "beats_copy_on_mask_ssim": bool(results["stage2"]["mask_ssim"] > results["copy"]["mask_ssim"]),
-        "seconds": round(time.perf_counter() - start, 2),
-        "device": device.type,
-    }
-    fileio.write_json(files["summary"], summary)
+    )
+    summaries.write_metrics(files.metrics, metrics)
+    fileio.write_bytes(files.per_pair, _parquet_bytes(per_pair))
+    fileio.write_text(files.table, markdown_table(metrics, fid_info))
+    fileio.write_png(files.examples, examples_picture(images, acc.column("stage2.mask_ssim"), cfg.examples))
+    fileio.write_text(files.curves_csv, curves_csv(curves))
+    fileio.write_png(files.curves, curves_picture(curves))
+    summary = EvaluationSummary(
+        metrics=metrics,
+        fid=fid_info,
+        curves_points=len(curves),
+        gate=champion_gate(metrics),
+        seconds=round(time.perf_counter() - start, 2),
+        device=device.type,
+    )
+    summaries.write(files.summary, summary)
     return summary
 
 
@@ -193,11 +189,9 @@ def _fid_update(stats, features: torch.Tensor):
     return (stats or FIDStats.empty(features.shape[1], features.device)).update(features)
 
 
-def loader_train_images(manifests_dir: Path, limit: int | None, seed: int):
+def loader_train_images(paths, limit: int | None, seed: int):
     """Batches of uint8 (B, 3, H, W) training images: the FID real set (README, "Metric protocols")."""
-    from pg2_pipeline.pairs.cache import TensorCache
-
-    cache = TensorCache.open(manifests_dir / "cache", "train")
+    cache = TensorCache.open(paths.cache, "train")
     rows = _subset(len(cache.image_ids), limit, seed)
     for start in range(0, len(rows), 64):
         chunk = np.sort(rows[start : start + 64])

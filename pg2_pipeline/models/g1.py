@@ -18,8 +18,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from pg2_pipeline.skeleton import NUM_JOINTS
+
 IMAGE_CHANNELS = 3
-POSE_CHANNELS = 18  # one map per OpenPose-18 keypoint
+POSE_CHANNELS = NUM_JOINTS  # one map per OpenPose-18 keypoint
 BOTTLENECK_HEIGHT = 8  # the reference's min_fea_map_H: the encoder stops at 8 rows
 
 

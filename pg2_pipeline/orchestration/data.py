@@ -28,15 +28,15 @@ def twin(context: AssetExecutionContext, project: ProjectResource) -> Materializ
     from pg2_pipeline.data.twin import build_twin
 
     paths = project.paths
-    summary = build_twin(project.params(), paths.asset_dir("twin"), progress=True)
-    context.log.info(f"twin: {summary['total_images']} images in {paths.twin_dataset}")
+    s = build_twin(project.params(), paths, progress=True)
+    context.log.info(f"twin: {s.total_images} images in {paths.twin_dataset}")
     return MaterializeResult(
         metadata={
-            "images": summary["total_images"],
-            "images_per_split": MetadataValue.json(summary["images"]),
-            "identities_per_split": MetadataValue.json(summary["identities"]),
-            "distractor_and_junk_images": summary["distractor_images"] + summary["junk_images"],
-            "images_per_second": summary["images_per_second"],
+            "images": s.total_images,
+            "images_per_split": MetadataValue.json(s.images),
+            "identities_per_split": MetadataValue.json(s.identities),
+            "distractor_and_junk_images": s.distractor_images + s.junk_images,
+            "images_per_second": s.images_per_second,
             "dataset_root": MetadataValue.path(str(paths.twin_dataset)),
             "contact_sheet": MetadataValue.md(viz.markdown_image(paths.twin_contact_sheet, "contact sheet")),
         }
@@ -65,15 +65,14 @@ def image_index(context: AssetExecutionContext, project: ProjectResource) -> Mat
 
     paths = project.paths
     s = build_image_index(project.params(), paths, progress=True)
-    passed = s["quarantine_fraction"] <= s["max_quarantine_fraction"]
     return MaterializeResult(
         metadata={
-            "dagster/row_count": s["images"],
-            "images_per_split": MetadataValue.json(s["images_per_split"]),
-            "identities_per_split": MetadataValue.json(s["identities_per_split"]),
-            "excluded": MetadataValue.json(s["excluded"]),
-            "quarantined": s["quarantined"],
-            "quarantined_by_reason": MetadataValue.json(s["quarantined_by_reason"]),
+            "dagster/row_count": s.images,
+            "images_per_split": MetadataValue.json(s.images_per_split),
+            "identities_per_split": MetadataValue.json(s.identities_per_split),
+            "excluded": MetadataValue.json(s.excluded),
+            "quarantined": s.quarantined,
+            "quarantined_by_reason": MetadataValue.json(s.quarantined_by_reason),
             "table": MetadataValue.path(str(paths.image_index_table)),
             "quarantine_table": MetadataValue.path(str(paths.image_index_quarantine)),
             "preview": MetadataValue.md(viz.markdown_image(paths.image_index_preview, "sample images")),
@@ -81,13 +80,13 @@ def image_index(context: AssetExecutionContext, project: ProjectResource) -> Mat
         check_results=[
             AssetCheckResult(
                 check_name="quarantine_fraction",
-                passed=passed,
+                passed=s.quarantine_passed,
                 severity=AssetCheckSeverity.ERROR,
                 description=(
-                    f"{s['quarantined']} of {s['images'] + s['quarantined']} files quarantined "
-                    f"({s['quarantine_fraction']:.2%}); limit {s['max_quarantine_fraction']:.2%}"
+                    f"{s.quarantined} of {s.images + s.quarantined} files quarantined "
+                    f"({s.quarantine_fraction:.2%}); limit {s.max_quarantine_fraction:.2%}"
                 ),
-                metadata={"quarantine_fraction": s["quarantine_fraction"], "by_reason": MetadataValue.json(s["quarantined_by_reason"])},
+                metadata={"quarantine_fraction": s.quarantine_fraction, "by_reason": MetadataValue.json(s.quarantined_by_reason)},
             )
         ],
     )

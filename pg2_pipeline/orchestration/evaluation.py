@@ -1,7 +1,5 @@
 """The evaluation asset: scores, the model registry and the champion gate."""
 
-import json
-
 from dagster import (
     AssetCheckResult,
     AssetCheckSeverity,
@@ -12,7 +10,7 @@ from dagster import (
     asset,
 )
 
-from pg2_pipeline import fileio, viz
+from pg2_pipeline import viz
 from pg2_pipeline.orchestration.resources import ProjectResource
 from pg2_pipeline.orchestration.training import manifests, stage1, stage2
 
@@ -41,17 +39,15 @@ def evaluation(context: AssetExecutionContext, project: ProjectResource) -> Mate
     params, paths = project.params(), project.paths
     summary = build_evaluation(params, paths)
     reg = publish_evaluation(params, paths, summary, dagster_run_id=context.run.run_id)
-    report = paths.asset_dir("evaluation") / "report"
-    fileio.write_json(report / "registration.json", vars(reg))
-    m = summary["metrics"]
+    files, m = paths.evaluation, summary.metrics
     return MaterializeResult(
         metadata={
-            "pairs": m["pairs"],
-            "mask_ssim": MetadataValue.json({k: m[k]["mask_ssim"] for k in ("stage2", "stage1", "copy")}),
-            "ssim": MetadataValue.json({k: m[k]["ssim"] for k in ("stage2", "stage1", "copy")}),
-            "table": MetadataValue.md((report / "metrics.md").read_text()),
-            "examples": MetadataValue.md(viz.markdown_image(report / "examples.png", "best / median / worst")),
-            "curves": MetadataValue.md(viz.markdown_image(report / "curves.png", "metrics over checkpoints")),
+            "pairs": m.pairs,
+            "mask_ssim": MetadataValue.json({k: m.method(k)["mask_ssim"] for k in m.METHODS}),
+            "ssim": MetadataValue.json({k: m.method(k)["ssim"] for k in m.METHODS}),
+            "table": MetadataValue.md(files.table.read_text()),
+            "examples": MetadataValue.md(viz.markdown_image(files.examples, "best / median / worst")),
+            "curves": MetadataValue.md(viz.markdown_image(files.curves, "metrics over checkpoints")),
             "model": f"{reg.name} version {reg.version}",
             "model_alias": "champion" if reg.champion else "none (gate not passed)",
             "model_uri": reg.model_uri,
@@ -62,7 +58,7 @@ def evaluation(context: AssetExecutionContext, project: ProjectResource) -> Mate
                 passed=reg.champion,
                 severity=AssetCheckSeverity.ERROR,
                 description=reg.reason,
-                metadata={"model_version": reg.version, "metrics": MetadataValue.json(json.loads(json.dumps(m["stage2"], default=str)))},
+                metadata={"model_version": reg.version, "metrics": MetadataValue.json(m.stage2)},
             )
         ],
     )

@@ -40,11 +40,11 @@ def keypoints(context: AssetExecutionContext, project: ProjectResource) -> Mater
     s = build_keypoints(project.params(), paths)
     return MaterializeResult(
         metadata={
-            "dagster/row_count": s["images"],
-            "backend": s["backend"],
-            "coverage_per_split": MetadataValue.json(s["coverage_per_split"]),
-            "mean_visible_joints": s["mean_visible_joints"],
-            "not_found_reasons": MetadataValue.json(s["not_found_reasons"]),
+            "dagster/row_count": s.images,
+            "backend": s.backend,
+            "coverage_per_split": MetadataValue.json(s.coverage_per_split),
+            "mean_visible_joints": s.mean_visible_joints,
+            "not_found_reasons": MetadataValue.json(s.not_found_reasons),
             "table": MetadataValue.path(str(paths.keypoints_table)),
             "skeletons": MetadataValue.md(viz.markdown_image(paths.keypoints_preview, "skeletons")),
             "pose_maps_and_masks": MetadataValue.md(viz.markdown_image(paths.keypoints_maps_preview, "image | pose map | pose mask")),
@@ -52,16 +52,16 @@ def keypoints(context: AssetExecutionContext, project: ProjectResource) -> Mater
         check_results=[
             AssetCheckResult(
                 check_name="coverage",
-                passed=s["coverage"] >= s["min_coverage"],
+                passed=s.coverage >= s.min_coverage,
                 severity=AssetCheckSeverity.ERROR,
-                description=f"{s['coverage']:.1%} of images have >= {s['min_joints']} joints (minimum {s['min_coverage']:.0%})",
-                metadata={"coverage_per_split": MetadataValue.json(s["coverage_per_split"])},
+                description=f"{s.coverage:.1%} of images have >= {s.min_joints} joints (minimum {s.min_coverage:.0%})",
+                metadata={"coverage_per_split": MetadataValue.json(s.coverage_per_split)},
             ),
             AssetCheckResult(
                 check_name="joints_in_bounds",
-                passed=s["out_of_bounds_images"] == 0,
+                passed=s.out_of_bounds_images == 0,
                 severity=AssetCheckSeverity.WARN,
-                description=f"{s['out_of_bounds_images']} images have a visible joint outside the image",
+                description=f"{s.out_of_bounds_images} images have a visible joint outside the image",
             ),
         ],
     )
@@ -90,27 +90,27 @@ def pairs(context: AssetExecutionContext, project: ProjectResource) -> Materiali
     s = build_pairs(project.params(), paths)
     return MaterializeResult(
         metadata={
-            "dagster/row_count": sum(s["pairs_per_split"].values()),
-            "pairs_per_split": MetadataValue.json(s["pairs_per_split"]),
-            "identities_per_split": MetadataValue.json(s["identities_per_split"]),
-            "removed_by_filter": MetadataValue.json(s["removed_by_filter"]),
-            "standard_unused": MetadataValue.json(s["standard_unused"]),
-            "test_protocol": s["test_protocol"],
+            "dagster/row_count": sum(s.pairs_per_split.values()),
+            "pairs_per_split": MetadataValue.json(s.pairs_per_split),
+            "identities_per_split": MetadataValue.json(s.identities_per_split),
+            "removed_by_filter": MetadataValue.json(s.removed_by_filter),
+            "standard_unused": MetadataValue.json(s.standard_unused),
+            "test_protocol": s.test_protocol,
             "table": MetadataValue.path(str(paths.pairs_table)),
             "pairs_per_identity": MetadataValue.md(viz.markdown_image(paths.pairs_histogram, "pairs per identity")),
         },
         check_results=[
             AssetCheckResult(
                 check_name="identities_disjoint",
-                passed=not s["leaked_identities"],
+                passed=not s.leaked_identities,
                 severity=AssetCheckSeverity.ERROR,
-                description=f"{len(s['leaked_identities'])} identities in both splits" + (f", e.g. {s['leaked_identities'][:5]}" if s["leaked_identities"] else ""),
+                description=f"{len(s.leaked_identities)} identities in both splits" + (f", e.g. {s.leaked_identities[:5]}" if s.leaked_identities else ""),
             ),
             AssetCheckResult(
                 check_name="no_self_pairs",
-                passed=s["self_pairs"] == 0,
+                passed=s.self_pairs == 0,
                 severity=AssetCheckSeverity.ERROR,
-                description=f"{s['self_pairs']} pairs repeat one image",
+                description=f"{s.self_pairs} pairs repeat one image",
             ),
         ],
     )

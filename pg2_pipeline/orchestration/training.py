@@ -7,6 +7,7 @@ from pg2_pipeline import viz
 from pg2_pipeline.orchestration.data import image_index, twin
 from pg2_pipeline.orchestration.pose import keypoints, pairs
 from pg2_pipeline.orchestration.resources import ProjectResource
+from pg2_pipeline.summaries import TrainingSummary
 
 GROUP = "training"
 
@@ -24,35 +25,33 @@ GROUP = "training"
     ),
 )
 def manifests(context: AssetExecutionContext, project: ProjectResource) -> MaterializeResult:
-    from pg2_pipeline.pairs.manifests import build_manifests
+    from pg2_pipeline.inputs.manifests import build_manifests
 
     paths = project.paths
     s = build_manifests(project.params(), paths)
     return MaterializeResult(
         metadata={
-            "dagster/row_count": sum(v["pairs"] for v in s["splits"].values()),
-            "splits": MetadataValue.json(s["splits"]),
-            "image_size": MetadataValue.json(s["image_size"]),
+            "dagster/row_count": sum(v.pairs for v in s.splits.values()),
+            "splits": MetadataValue.json({k: vars(v) for k, v in s.splits.items()}),
+            "image_size": MetadataValue.json(list(s.image_size)),
             "train_manifest": MetadataValue.path(str(paths.manifest_table("train"))),
             "test_manifest": MetadataValue.path(str(paths.manifest_table("test"))),
-            "tensor_cache": MetadataValue.path(str(paths.manifests_cache)),
+            "tensor_cache": MetadataValue.path(str(paths.cache.folder)),
         }
     )
 
 
-def _training_metadata(s: dict, paths, stage: str) -> dict:
-    from pg2_pipeline.train.loop import StageFiles
-
-    files = StageFiles(paths.asset_dir(stage))
+def _training_metadata(s: TrainingSummary, paths) -> dict:
+    files = paths.stage(s.stage)
     return {
-        "steps": s["steps"],
-        "resumed_from_step": s["resumed_from_step"],
-        "device": s["device"],
-        "precision": s["autocast"],
-        "images_per_second": s["images_per_second"],
-        "final_losses": MetadataValue.json(s["final_losses"]),
-        "mlflow_run": MetadataValue.url(s["mlflow_run_url"]),
-        "mlflow_run_id": s["mlflow_run_id"],
+        "steps": s.steps,
+        "resumed_from_step": s.resumed_from_step,
+        "device": s.device,
+        "precision": s.autocast,
+        "images_per_second": s.images_per_second,
+        "final_losses": MetadataValue.json(s.final_losses),
+        "mlflow_run": MetadataValue.url(s.mlflow_run_url),
+        "mlflow_run_id": s.mlflow_run_id,
         "weights": MetadataValue.path(str(files.folder)),
         "last_sample_grid": MetadataValue.md(viz.markdown_image(files.latest_sample, "samples")),
         "loss_curve": MetadataValue.md(viz.markdown_image(files.loss_curve, "losses")),
@@ -73,7 +72,7 @@ def stage1(context: AssetExecutionContext, project: ProjectResource) -> Material
     from pg2_pipeline.train.loop import train_stage
 
     s = train_stage("stage1", project.params(), project.paths, dagster_run_id=context.run.run_id)
-    return MaterializeResult(metadata=_training_metadata(s, project.paths, "stage1"))
+    return MaterializeResult(metadata=_training_metadata(s, project.paths))
 
 
 @asset(
@@ -89,4 +88,4 @@ def stage2(context: AssetExecutionContext, project: ProjectResource) -> Material
     from pg2_pipeline.train.loop import train_stage
 
     s = train_stage("stage2", project.params(), project.paths, dagster_run_id=context.run.run_id)
-    return MaterializeResult(metadata=_training_metadata(s, project.paths, "stage2"))
+    return MaterializeResult(metadata=_training_metadata(s, project.paths))

@@ -18,9 +18,9 @@ import numpy as np
 import pyarrow as pa
 
 from pg2_pipeline.data.annotations import standard_file
-from pg2_pipeline.data.datasets import dataset_spec
+from pg2_pipeline.datasets import dataset_spec
 from pg2_pipeline.data.names import BadNameError, parse_fashion_path
-from pg2_pipeline.pose.keypoints import has_torso, num_visible
+from pg2_pipeline.skeleton import has_torso, num_visible
 from pg2_pipeline.schemas import PAIRS, UNUSED_STANDARD_PAIRS
 
 UNUSED_REASONS = {

@@ -8,8 +8,8 @@ from collections import Counter
 
 import numpy as np
 
-from pg2_pipeline import fileio, viz
-from pg2_pipeline.pairs.manifests import keypoints_of
+from pg2_pipeline import fileio, summaries, viz
+from pg2_pipeline.summaries import PairsSummary
 from pg2_pipeline.pairs.mining import leaked_identities, mine_pairs, self_pairs
 from pg2_pipeline.schemas import (
     IMAGE_INDEX,
@@ -22,48 +22,52 @@ from pg2_pipeline.schemas import (
     QUARANTINE_NAME,
     UNUSED_STANDARD_PAIRS,
     UNUSED_STANDARD_PAIRS_NAME,
+    joints_yx,
     read_table,
     write_table,
 )
 
 
-def build_pairs(params, paths) -> dict:
+def build_pairs(params, paths) -> PairsSummary:
     start = time.perf_counter()
     index = read_table(paths.image_index_table, IMAGE_INDEX, IMAGE_INDEX_NAME)
     quarantine = read_table(paths.image_index_quarantine, QUARANTINE, QUARANTINE_NAME)
     kp = read_table(paths.keypoints_table, KEYPOINTS, KEYPOINTS_NAME)
     if kp.column("image_id").to_pylist() != index.column("image_id").to_pylist():
         raise ValueError(f"{paths.keypoints_table} does not match {paths.image_index_table}: rematerialize keypoints")
-    yx = keypoints_of(kp)
+    yx = joints_yx(kp)
     found = np.asarray(kp.column("found").to_pylist(), bool)
     pairs, unused, report = mine_pairs(index, yx, found, quarantine, params)
 
     splits = pairs.column("split").to_pylist()
     persons = pairs.column("person_id").to_pylist()
     per_identity = {s: Counter(p for p, sp in zip(persons, splits) if sp == s) for s in ("train", "test")}
-    summary = {
-        "dataset": params.base.dataset,
-        "pairs_per_split": {s: sum(c.values()) for s, c in per_identity.items()},
-        "identities_per_split": {s: len(c) for s, c in per_identity.items()},
-        "test_protocol": params.pairs.test_protocol,
-        "flip_augmentation": params.pairs.flip_augmentation,
-        "train_pairs_with_flips": 2 * sum(per_identity["train"].values()) if params.pairs.flip_augmentation else sum(per_identity["train"].values()),
-        "images_per_split": report.images_per_split,
-        "removed_by_filter": {"no_pose": report.removed_no_pose, "min_joints": report.removed_min_joints, "torso": report.removed_torso},
-        "capped_identities": report.capped_identities,
-        "standard_pairs": report.standard_pairs,
-        "standard_unused": report.standard_unused,
-        "standard_targets_without_pose": report.standard_targets_without_pose,
-        "leaked_identities": sorted(leaked_identities(pairs)),
-        "self_pairs": self_pairs(pairs),
-        "params_hash": params.section_hash("image_index", "keypoints", "pairs"),
-    }
-    meta = {k: summary[k] for k in ("dataset", "pairs_per_split", "test_protocol", "params_hash")}
+    train_pairs = sum(per_identity["train"].values())
+    pairs_per_split = {s: sum(c.values()) for s, c in per_identity.items()}
+    params_hash = params.section_hash("image_index", "keypoints", "pairs")
+    meta = {"dataset": params.base.dataset, "pairs_per_split": pairs_per_split, "test_protocol": params.pairs.test_protocol, "params_hash": params_hash}
     write_table(pairs, PAIRS, PAIRS_NAME, paths.pairs_table, meta)
     write_table(unused, UNUSED_STANDARD_PAIRS, UNUSED_STANDARD_PAIRS_NAME, paths.pairs_unused_standard, meta)
     fileio.write_png(paths.pairs_histogram, histogram(per_identity))
-    summary["seconds"] = round(time.perf_counter() - start, 2)
-    fileio.write_json(paths.pairs_summary, summary)
+    summary = PairsSummary(
+        dataset=params.base.dataset,
+        pairs_per_split=pairs_per_split,
+        identities_per_split={s: len(c) for s, c in per_identity.items()},
+        test_protocol=params.pairs.test_protocol,
+        flip_augmentation=params.pairs.flip_augmentation,
+        train_pairs_with_flips=2 * train_pairs if params.pairs.flip_augmentation else train_pairs,
+        images_per_split=report.images_per_split,
+        removed_by_filter={"no_pose": report.removed_no_pose, "min_joints": report.removed_min_joints, "torso": report.removed_torso},
+        capped_identities=report.capped_identities,
+        standard_pairs=report.standard_pairs,
+        standard_unused=report.standard_unused,
+        standard_targets_without_pose=report.standard_targets_without_pose,
+        leaked_identities=tuple(sorted(leaked_identities(pairs))),
+        self_pairs=self_pairs(pairs),
+        params_hash=params_hash,
+        seconds=round(time.perf_counter() - start, 2),
+    )
+    summaries.write(paths.summary("pairs"), summary)
     return summary
 
 

@@ -14,8 +14,8 @@ import numpy as np
 import pyarrow as pa
 
 from pg2_pipeline.data.annotations import keypoints_array, read_annotation_file, standard_file
-from pg2_pipeline.data.datasets import dataset_spec
-from pg2_pipeline.pose.keypoints import MISSING, NUM_JOINTS, default_scores
+from pg2_pipeline.datasets import dataset_spec
+from pg2_pipeline.skeleton import MISSING, NUM_JOINTS, default_scores
 
 
 class ConflictingAnnotationsError(ValueError):

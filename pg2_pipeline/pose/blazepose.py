@@ -1,7 +1,7 @@
 """BlazePose (MediaPipe Pose 0.10.21, fully offline) as an OpenPose-18 keypoint estimator.
 
 BlazePose predicts 33 landmarks for the most prominent person in an image; the project speaks
-OpenPose-18 (:mod:`pg2_pipeline.pose.keypoints`). The mapping (BlazePose indices as in
+OpenPose-18 (:mod:`pg2_pipeline.skeleton`). The mapping (BlazePose indices as in
 ``mediapipe.solutions.pose.PoseLandmark``; "right"/"left" are the person's own sides in both):
 
 =========  ===========================  ============================================
@@ -80,7 +80,7 @@ from typing import Any, Final
 import cv2
 import numpy as np
 
-from pg2_pipeline.pose.keypoints import JOINT, MISSING, NUM_JOINTS
+from pg2_pipeline.skeleton import JOINT, MISSING, NUM_JOINTS
 
 # OpenPose-18 joint name -> BlazePose landmark index (the neck is derived, see the table above).
 BLAZEPOSE_SOURCE: Final[dict[str, int]] = {

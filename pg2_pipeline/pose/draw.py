@@ -5,7 +5,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from pg2_pipeline.pose.keypoints import NUM_JOINTS, visible
+from pg2_pipeline.skeleton import NUM_JOINTS, visible
 
 # The 17 OpenPose-18 bones (0-based) drawn for people; the pose mask uses its own 23 limbs.
 BONES = (

@@ -48,8 +48,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pg2_pipeline.fileio import atomic_path, write_png
+from pg2_pipeline.paths import ExtractionPaths
+from pg2_pipeline.schemas import joints_yx
 from pg2_pipeline.pose.blazepose import BlazePoseEstimator, BlazePoseOptions, PoseEstimate
-from pg2_pipeline.pose.keypoints import MISSING, NUM_JOINTS
+from pg2_pipeline.skeleton import MISSING, NUM_JOINTS
 
 FORMAT_VERSION: Final = 1
 METADATA_KEY: Final = b"pg2.keypoints"
@@ -65,9 +67,6 @@ KEYPOINTS_SCHEMA: Final = pa.schema(
     ]
 )
 
-SHARDS_DIR: Final = "shards"
-MASKS_DIR: Final = "masks"
-_SHARD_RE: Final = re.compile(r"^shard-(\d{5})-of-(\d{5})\.parquet$")
 
 
 class ImageItem(NamedTuple):
@@ -86,12 +85,16 @@ def shard_of(image_id: str, num_shards: int) -> int:
     return int.from_bytes(digest[:8], "big") % num_shards
 
 
-def shard_path(out_dir: str | Path, index: int, num_shards: int) -> Path:
-    return Path(out_dir) / SHARDS_DIR / f"shard-{index:05d}-of-{num_shards:05d}.parquet"
+def store_of(out_dir: str | Path | ExtractionPaths) -> ExtractionPaths:
+    return out_dir if isinstance(out_dir, ExtractionPaths) else ExtractionPaths(Path(out_dir))
 
 
-def mask_path(out_dir: str | Path, image_id: str) -> Path:
-    return Path(out_dir) / MASKS_DIR / f"{image_id}.png"
+def shard_path(out_dir: str | Path | ExtractionPaths, index: int, num_shards: int) -> Path:
+    return store_of(out_dir).shard(index, num_shards)
+
+
+def mask_path(out_dir: str | Path | ExtractionPaths, image_id: str) -> Path:
+    return store_of(out_dir).mask(image_id)
 
 
 @dataclass(frozen=True)
@@ -137,7 +140,7 @@ class _ShardTask:
     num_shards: int
     items: tuple[ImageItem, ...]  # sorted by image_id
     path: Path
-    masks_dir: Path | None  # None = no masks
+    masks: ExtractionPaths | None  # None = no masks
     mask_threshold: float
     metadata: bytes  # JSON for METADATA_KEY, fingerprint included
 
@@ -152,7 +155,7 @@ class _ShardStats:
 
 def extract_keypoints(
     items: Iterable[tuple[str, str | Path, str]],
-    out_dir: str | Path,
+    out_dir: str | Path | ExtractionPaths,
     *,
     options: BlazePoseOptions | None = None,
     workers: int = 1,
@@ -179,8 +182,8 @@ def extract_keypoints(
     if not 0.0 < mask_threshold < 1.0:
         raise ValueError(f"mask_threshold must lie in (0, 1), got {mask_threshold!r}")
     items = _validate_items(items)
-    out_dir = Path(out_dir)
-    (out_dir / SHARDS_DIR).mkdir(parents=True, exist_ok=True)
+    store = store_of(out_dir)
+    store.shards.mkdir(parents=True, exist_ok=True)
 
     settings = {
         "format_version": FORMAT_VERSION,
@@ -192,7 +195,7 @@ def extract_keypoints(
     for item in items:
         by_shard[shard_of(item.image_id, num_shards)].append(item)
 
-    removed = _remove_stale_files(out_dir, num_shards, {i.image_id for i in items} if save_masks else set())
+    removed = _remove_stale_files(store, num_shards, {i.image_id for i in items} if save_masks else set())
     todo: list[_ShardTask] = []
     for index, shard_items in enumerate(by_shard):
         shard_items.sort(key=lambda i: i.image_id)
@@ -201,8 +204,8 @@ def extract_keypoints(
             index=index,
             num_shards=num_shards,
             items=tuple(shard_items),
-            path=shard_path(out_dir, index, num_shards),
-            masks_dir=out_dir / MASKS_DIR if save_masks else None,
+            path=store.shard(index, num_shards),
+            masks=store if save_masks else None,
             mask_threshold=mask_threshold,
             metadata=json.dumps(
                 {**settings, "fingerprint": fingerprint, "shard_index": index, "num_shards": num_shards},
@@ -215,7 +218,7 @@ def extract_keypoints(
     stats = _run_tasks(todo, options, workers, progress)
     errors = tuple(e for s in sorted(stats, key=lambda s: s.index) for e in s.errors)
     return ExtractResult(
-        out_dir=out_dir,
+        out_dir=store.folder,
         shards_total=num_shards,
         shards_processed=len(todo),
         shards_skipped=num_shards - len(todo),
@@ -235,15 +238,16 @@ def shard_fingerprint(items: Sequence[ImageItem], settings: dict[str, Any]) -> s
     return hashlib.sha256(json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
-def load_shards(out_dir: str | Path) -> pa.Table:
+def load_shards(out_dir: str | Path | ExtractionPaths) -> pa.Table:
     """All shards of ``out_dir`` as one table sorted by ``image_id``, after checking that the
     shard set is complete and every file has :data:`KEYPOINTS_SCHEMA`."""
-    shards_dir = Path(out_dir) / SHARDS_DIR
+    store = store_of(out_dir)
+    shards_dir = store.shards
     found: dict[int, dict[int, Path]] = {}
     for path in sorted(shards_dir.glob("shard-*-of-*.parquet")):
-        m = _SHARD_RE.match(path.name)
-        if m:
-            found.setdefault(int(m.group(2)), {})[int(m.group(1))] = path
+        parsed = ExtractionPaths.parse_shard(path.name)
+        if parsed:
+            found.setdefault(parsed[1], {})[parsed[0]] = path
     if not found:
         raise FileNotFoundError(f"no keypoint shards (shard-XXXXX-of-YYYYY.parquet) under {shards_dir}")
     if len(found) > 1:
@@ -255,7 +259,7 @@ def load_shards(out_dir: str | Path) -> pa.Table:
     if missing:
         raise FileNotFoundError(
             f"{shards_dir}: {len(missing)} of {num_shards} shards missing (first: "
-            f"{shard_path(out_dir, missing[0], num_shards).name}); rerun the extraction"
+            f"{store.shard(missing[0], num_shards).name}); rerun the extraction"
         )
     tables = []
     for index in range(num_shards):
@@ -294,12 +298,8 @@ def table_to_arrays(table: pa.Table) -> tuple[list[str], np.ndarray, np.ndarray]
     """``(image_ids, yx (N, 18, 2) float32, score (N, 18) float32)`` of a keypoint table."""
     validate_schema(table.schema, "table")
 
-    def column(name: str) -> np.ndarray:
-        arr = table.column(name).combine_chunks()
-        return arr.values.to_numpy(zero_copy_only=False).reshape(-1, NUM_JOINTS)
-
-    yx = np.stack([column("keypoints_y"), column("keypoints_x")], axis=-1).astype(np.float32)
-    return table.column("image_id").to_pylist(), yx, column("scores").astype(np.float32)
+    scores = np.asarray(table.column("scores").combine_chunks().flatten(), np.float32).reshape(-1, NUM_JOINTS)
+    return table.column("image_id").to_pylist(), joints_yx(table), scores
 
 
 # --- internals -------------------------------------------------------------------------------
@@ -339,20 +339,18 @@ def _mediapipe_version() -> str:
     return "unknown"
 
 
-def _remove_stale_files(out_dir: Path, num_shards: int, mask_ids: set[str]) -> int:
+def _remove_stale_files(store: ExtractionPaths, num_shards: int, mask_ids: set[str]) -> int:
     """Removes shard files of another shard count, temporaries of killed runs and masks of
     images not in ``mask_ids``; returns how many files went."""
     removed = 0
-    shards_dir = out_dir / SHARDS_DIR
-    for path in shards_dir.iterdir():
-        m = _SHARD_RE.match(path.name)
-        stale_shard = m is not None and int(m.group(2)) != num_shards
+    for path in store.shards.iterdir():
+        parsed = ExtractionPaths.parse_shard(path.name)
+        stale_shard = parsed is not None and parsed[1] != num_shards
         if stale_shard or (path.name.startswith(".shard-") and path.name.endswith(".tmp")):
             path.unlink()
             removed += 1
-    masks_dir = out_dir / MASKS_DIR
-    if masks_dir.is_dir():
-        for path in masks_dir.iterdir():
+    if store.masks.is_dir():
+        for path in store.masks.iterdir():
             stale_tmp = path.name.startswith(".") and path.name.endswith(".tmp")
             if stale_tmp or (path.suffix == ".png" and path.name[: -len(".png")] not in mask_ids):
                 path.unlink()
@@ -371,10 +369,10 @@ def _is_up_to_date(task: _ShardTask, fingerprint: str) -> bool:
         return False
     if meta.get("fingerprint") != fingerprint:
         return False
-    if task.masks_dir is not None:
+    if task.masks is not None:
         table = pq.read_table(task.path, columns=["image_id", "error"])
         for image_id, error in zip(table.column("image_id").to_pylist(), table.column("error").to_pylist()):
-            if error is None and not (task.masks_dir / f"{image_id}.png").exists():
+            if error is None and not task.masks.mask(image_id).exists():
                 return False
     return True
 
@@ -455,8 +453,8 @@ def _process_shard(estimator: BlazePoseEstimator, task: _ShardTask, tick: Callab
         rgb, error = _read_rgb(item.path)
         if rgb is None:
             rows.append((item.image_id, PoseEstimate.missing(), error))
-            if task.masks_dir is not None:
-                (task.masks_dir / f"{item.image_id}.png").unlink(missing_ok=True)
+            if task.masks is not None:
+                task.masks.mask(item.image_id).unlink(missing_ok=True)
         else:
             try:
                 pose = estimator.estimate(rgb)
@@ -464,9 +462,9 @@ def _process_shard(estimator: BlazePoseEstimator, task: _ShardTask, tick: Callab
                 raise RuntimeError(
                     f"keypoint shard {task.index}: image {item.image_id!r} ({item.path}): {exc}"
                 ) from exc
-            if task.masks_dir is not None:
+            if task.masks is not None:
                 mask = np.where(pose.segmentation >= task.mask_threshold, 255, 0).astype(np.uint8)
-                write_png(task.masks_dir / f"{item.image_id}.png", mask)
+                write_png(task.masks.mask(item.image_id), mask)
             rows.append((item.image_id, pose, None))
         tick()
     return _write_shard(task, rows)

@@ -1,6 +1,6 @@
 """Batched PG² pose maps and pose masks (Ma et al. 2017, Sec. 3.1 and the pose-mask L1), in torch.
 
-Both are drawn from the project's one pose representation (:mod:`pg2_pipeline.pose.keypoints`),
+Both are drawn from the project's one pose representation (:mod:`pg2_pipeline.skeleton`),
 ``yx`` of shape ``(B, 18, 2)``: (y, x) pixel coordinates, a joint with a negative coordinate is
 missing. They follow the PG² reference code (``_getSparseKeypoint``, ``_getPoseMask``) pixel for
 pixel:
@@ -8,7 +8,7 @@ pixel:
 * **pose map** ``(B, 18, H, W)``: channel k is 1 on the solid disk of radius ``radius`` (the
   integer offsets (i, j) with sqrt(i² + j²) <= radius) around ``(int(y_k), int(x_k))``, clipped
   to the image; a missing joint gives an all-zero channel.
-* **pose mask** ``(B, 1, H, W)``: for each limb of :data:`~pg2_pipeline.pose.keypoints.LIMBS`
+* **pose mask** ``(B, 1, H, W)``: for each limb of :data:`~pg2_pipeline.skeleton.LIMBS`
   whose two ends are visible, the same disks at both ends and at ``p0 + (p1 - p0) * i / n`` for
   i = 1 .. n-1, ``n = int(dist / radius)``, each point truncated with ``int()``; then a closing
   with a 5×5 square: ``skimage.morphology`` dilation then erosion, whose default border mode
@@ -46,7 +46,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from pg2_pipeline.pose.keypoints import LIMBS, NUM_JOINTS
+from pg2_pipeline.skeleton import LIMBS, NUM_JOINTS
 
 DEFAULT_RADIUS = 4
 CLOSING_SIZE = 5  # side of the square footprint of the mask's closing (PG² reference: square(5))

@@ -11,11 +11,12 @@ import numpy as np
 import pyarrow as pa
 import torch
 
-from pg2_pipeline import fileio, viz
-from pg2_pipeline.data.datasets import dataset_spec
+from pg2_pipeline import fileio, summaries, viz
+from pg2_pipeline.datasets import dataset_spec
 from pg2_pipeline.pose.annotations_backend import join_annotations
 from pg2_pipeline.pose.draw import draw_skeleton, mask_rgb, pose_map_rgb
-from pg2_pipeline.pose.keypoints import in_bounds, num_visible
+from pg2_pipeline.skeleton import NUM_JOINTS, in_bounds, num_visible
+from pg2_pipeline.summaries import KeypointsSummary
 from pg2_pipeline.pose.maps import pose_maps_and_masks
 from pg2_pipeline.schemas import IMAGE_INDEX, IMAGE_INDEX_NAME, KEYPOINTS, KEYPOINTS_NAME, read_table, write_table
 
@@ -29,7 +30,7 @@ def _from_blazepose(index: pa.Table, params, paths, progress: bool) -> tuple[np.
     items = [(i, root / p, h) for i, p, h in zip(*(index.column(c).to_pylist() for c in ("image_id", "rel_path", "content_hash")))]
     options = BlazePoseOptions(visibility_threshold=cfg.visibility_threshold, upscale_min_side=cfg.upscale_min_side)
     result = extract_keypoints(
-        items, paths.keypoints_shards, options=options, workers=cfg.workers, num_shards=cfg.num_shards,
+        items, paths.keypoints_extraction, options=options, workers=cfg.workers, num_shards=cfg.num_shards,
         save_masks=cfg.keep_segmentation, progress=progress,
     )  # fmt: skip
     table = result.load()
@@ -42,7 +43,7 @@ def _from_blazepose(index: pa.Table, params, paths, progress: bool) -> tuple[np.
     return yx[order], scores[order], found, notes, {"extraction": result.summary()}
 
 
-def build_keypoints(params, paths, progress: bool = True) -> dict:
+def build_keypoints(params, paths, progress: bool = True) -> KeypointsSummary:
     start = time.perf_counter()
     cfg = params.keypoints
     index = read_table(paths.image_index_table, IMAGE_INDEX, IMAGE_INDEX_NAME)
@@ -51,7 +52,7 @@ def build_keypoints(params, paths, progress: bool = True) -> dict:
         join = join_annotations(index, params.base.dataset, files)
         yx, scores, found = join.yx, join.scores, join.found
         notes = [None if f else "not in the annotation files" for f in found]
-        extra = {"annotation_files": join.sources, "not_in_file": join.not_in_file, "not_in_index": join.not_in_index}
+        extra = {"annotation_files": tuple(join.sources), "not_in_file": join.not_in_file, "not_in_index": join.not_in_index}
     else:
         yx, scores, found, notes, extra = _from_blazepose(index, params, paths, progress)
 
@@ -66,36 +67,38 @@ def build_keypoints(params, paths, progress: bool = True) -> dict:
         {
             "image_id": index.column("image_id"),
             "split": index.column("split"),
-            "keypoints_y": pa.FixedSizeListArray.from_arrays(pa.array(yx[..., 0].reshape(-1)), 18),
-            "keypoints_x": pa.FixedSizeListArray.from_arrays(pa.array(yx[..., 1].reshape(-1)), 18),
-            "scores": pa.FixedSizeListArray.from_arrays(pa.array(scores.reshape(-1).astype(np.float32)), 18),
+            "keypoints_y": pa.FixedSizeListArray.from_arrays(pa.array(yx[..., 0].reshape(-1)), NUM_JOINTS),
+            "keypoints_x": pa.FixedSizeListArray.from_arrays(pa.array(yx[..., 1].reshape(-1)), NUM_JOINTS),
+            "scores": pa.FixedSizeListArray.from_arrays(pa.array(scores.reshape(-1).astype(np.float32)), NUM_JOINTS),
             "num_visible": visible_count.astype(np.int8),
             "backend": [cfg.backend] * index.num_rows,
             "found": found,
             "note": notes,
         }
     )
-    summary = {
-        "backend": cfg.backend,
-        "images": index.num_rows,
-        "found": int(found.sum()),
-        "not_found_reasons": dict(Counter(n for n in notes if n)),
-        "min_joints": cfg.min_joints,
-        "coverage_per_split": coverage,
-        "coverage": round(float(has_pose.mean()), 4),
-        "min_coverage": cfg.min_coverage,
-        "out_of_bounds_images": int((~inside).sum()),
-        "mean_visible_joints": round(float(visible_count.mean()), 2),
-        "params_hash": params.section_hash("image_index", "keypoints"),
-        **extra,
-    }
-    write_table(table, KEYPOINTS, KEYPOINTS_NAME, paths.keypoints_table, {k: summary[k] for k in ("backend", "images", "coverage")})
+    coverage_all = round(float(has_pose.mean()), 4)
+    meta = {"backend": cfg.backend, "images": index.num_rows, "coverage": coverage_all}
+    write_table(table, KEYPOINTS, KEYPOINTS_NAME, paths.keypoints_table, meta)
     root = paths.resolve(params.image_index.root)
     rels = index.column("rel_path").to_pylist()
     fileio.write_png(paths.keypoints_preview, skeleton_sheet(root, rels, yx, has_pose))
     fileio.write_png(paths.keypoints_maps_preview, maps_sheet(root, rels, yx, has_pose, dataset_spec(params.base.dataset)))
-    summary["seconds"] = round(time.perf_counter() - start, 2)
-    fileio.write_json(paths.keypoints_summary, summary)
+    summary = KeypointsSummary(
+        backend=cfg.backend,
+        images=index.num_rows,
+        found=int(found.sum()),
+        not_found_reasons=dict(Counter(n for n in notes if n)),
+        min_joints=cfg.min_joints,
+        coverage_per_split=coverage,
+        coverage=coverage_all,
+        min_coverage=cfg.min_coverage,
+        out_of_bounds_images=int((~inside).sum()),
+        mean_visible_joints=round(float(visible_count.mean()), 2),
+        params_hash=params.section_hash("image_index", "keypoints"),
+        seconds=round(time.perf_counter() - start, 2),
+        **extra,
+    )
+    summaries.write(paths.summary("keypoints"), summary)
     return summary
 
 

@@ -1,5 +1,2 @@
-"""PG² training: the per-step updates of stage 1 (G1) and stage 2 (G2 + D)."""
-
-from pg2_pipeline.train.steps import Batch, StepResult, make_optimizer, stage1_step, stage2_step
-
-__all__ = ["Batch", "StepResult", "make_optimizer", "stage1_step", "stage2_step"]
+"""PG² training: one loop (:mod:`.loop`) over two stage objects, :class:`~.stage1.Stage1` (G1)
+and :class:`~.stage2.Stage2` (G2 + D)."""

@@ -8,7 +8,7 @@ from pg2_pipeline.data.annotations import (
     read_pairs_file,
     standard_file,
 )
-from pg2_pipeline.pose.keypoints import visible
+from pg2_pipeline.skeleton import visible
 
 HEADER = "name:keypoints_y:keypoints_x\n"
 ROW = "0002_c1s1_000451_03.jpg: [9, 25, 25, 47, 62, 24, 44, 63, 62, 86, 109, 63, 87, 108, -1, 6, -1, 8]: [18, 32, 24, 24, 18, 40, 41, 38, 26, 31, 43, 34, 24, 47, -1, 21, -1, 31]\n"

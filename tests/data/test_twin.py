@@ -18,7 +18,7 @@ from pg2_pipeline.data.twin import TwinImage, build_twin, plan_twin, render_twin
 from pg2_pipeline.data.twin.appearance import appearance_for
 from pg2_pipeline.data.twin.body import infer_view
 from pg2_pipeline.data.twin.render import render_background
-from pg2_pipeline.pose.keypoints import FLIP_PERMUTATION, visible
+from pg2_pipeline.skeleton import FLIP_PERMUTATION, visible
 
 PROJECT = Path(__file__).resolve().parents[2]
 SEED = 1234

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from pg2_pipeline.evaluate.pckh import HEAD_JOINTS, head_box, pckh, pckh_score
-from pg2_pipeline.pose.keypoints import JOINT
+from pg2_pipeline.skeleton import JOINT
 
 
 def pose(**joints: tuple[float, float]) -> np.ndarray:

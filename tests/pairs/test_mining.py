@@ -7,7 +7,7 @@ import pyarrow as pa
 from pg2_pipeline.config import params_from_dict
 from pg2_pipeline.data.annotations import keypoints_array, standard_file
 from pg2_pipeline.pairs.mining import leaked_identities, mine_pairs, mine_split, self_pairs
-from pg2_pipeline.pose.keypoints import JOINT
+from pg2_pipeline.skeleton import JOINT
 from pg2_pipeline.schemas import IMAGE_INDEX, QUARANTINE
 from test_config import raw_params
 

@@ -13,7 +13,7 @@ import math
 import numpy as np
 from skimage.morphology import dilation, erosion, footprint_rectangle
 
-from pg2_pipeline.pose.keypoints import LIMBS, NUM_JOINTS
+from pg2_pipeline.skeleton import LIMBS, NUM_JOINTS
 
 
 def _is_visible(y: float, x: float) -> bool:

@@ -14,7 +14,7 @@ from pg2_pipeline.pose.blazepose import (
     CanvasTransform,
     blazepose_to_openpose,
 )
-from pg2_pipeline.pose.keypoints import JOINT, JOINT_NAMES, MISSING, flip_horizontal, in_bounds, visible
+from pg2_pipeline.skeleton import JOINT, JOINT_NAMES, MISSING, flip_horizontal, in_bounds, visible
 
 
 def astronaut() -> np.ndarray:

@@ -21,7 +21,7 @@ from pg2_pipeline.pose.extract import (
     shard_path,
     table_to_arrays,
 )
-from pg2_pipeline.pose.keypoints import JOINT, MISSING
+from pg2_pipeline.skeleton import JOINT, MISSING
 
 NUM_SHARDS = 3
 

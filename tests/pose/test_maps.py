@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from pg2_pipeline.data.annotations import keypoints_array, standard_file
-from pg2_pipeline.pose.keypoints import FLIP_PERMUTATION, LIMBS, NUM_JOINTS, flip_horizontal
+from pg2_pipeline.skeleton import FLIP_PERMUTATION, LIMBS, NUM_JOINTS, flip_horizontal
 from pg2_pipeline.pose.maps import network_maps_and_masks, pose_maps, pose_maps_and_masks, pose_masks, to_network
 
 _ROOT = str(Path(__file__).resolve().parents[2])

@@ -1,7 +1,7 @@
 """Body geometry from 18 keypoints: view, scale, head, and plausible stand-ins for missing joints.
 
 Everything here works in image ``(x, y)`` floats (cv2's order); the pose itself arrives in the
-project's ``(y, x)`` representation (:mod:`pg2_pipeline.pose.keypoints`). Real joints are never
+project's ``(y, x)`` representation (:mod:`pg2_pipeline.skeleton`). Real joints are never
 moved: estimates only fill the gaps that drawing needs (a torso without hips still needs a lower
 edge), and limbs whose own joints are missing are left out by the renderer.
 """
@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pg2_pipeline.pose.keypoints import JOINT
+from pg2_pipeline.skeleton import JOINT
 
 Point = tuple[float, float]  # (x, y)
 

@@ -1,7 +1,7 @@
 """Writes the twin dataset folder (``build_twin``): real layout, JPEG files, split file, contact
 sheet, summary.
 
-The stage owns ``out_dir/dataset``: it is deleted first, so a rerun with other params never leaves
+The stage owns ``assets/twin/dataset``: it is deleted first, so a rerun with other params never leaves
 stale images behind. Images are rendered by ``twin.workers`` processes in chunks; each file depends
 only on (params, image name), so the bytes do not depend on the worker count or the schedule.
 """
@@ -25,26 +25,25 @@ from pg2_pipeline.data.names import parse_fashion_flat
 from pg2_pipeline.data.twin.plan import DISTRACTOR_ID, JUNK_ID, TwinImage, plan_twin
 from pg2_pipeline.data.twin.render import render_twin_image
 from pg2_pipeline.data.twin.sheet import contact_sheet
-from pg2_pipeline.fileio import write_bytes, write_json, write_png, write_text
+from pg2_pipeline import summaries
+from pg2_pipeline.fileio import write_bytes, write_png, write_text
+from pg2_pipeline.paths import ProjectPaths
+from pg2_pipeline.summaries import TwinSummary
 
 CHUNK = 128  # most images per task: amortises pickling; smaller when there are few images
-DATASET_DIR = "dataset"
-CONTACT_SHEET = "contact_sheet.png"
-SUMMARY = "summary.json"
 PARTITION_FILE = "Eval/list_eval_partition.txt"
 # In-shop's evaluation_status for the twin's splits (its test images form the gallery).
 FASHION_STATUS = {"train": "train", "test": "gallery"}
 
 
-def build_twin(params: Params, out_dir: Path, progress: bool = True) -> dict:
-    """Renders the planned twin into ``out_dir/dataset`` and returns the summary it writes."""
+def build_twin(params: Params, paths: ProjectPaths, progress: bool = True) -> TwinSummary:
+    """Renders the planned twin into ``assets/twin/dataset`` and returns the summary it writes."""
     start = time.perf_counter()
-    out_dir = Path(out_dir)
     dataset, seed, twin = params.base.dataset, params.base.seed, params.twin
     if twin.workers < 1:
         raise ValueError(f"params twin.workers: must be >= 1, got {twin.workers}")
     items = plan_twin(params)
-    root = out_dir / DATASET_DIR
+    root = paths.twin_dataset
     if root.exists():
         shutil.rmtree(root)
     for folder in sorted({(root / it.rel_path).parent for it in items}):
@@ -60,10 +59,10 @@ def build_twin(params: Params, out_dir: Path, progress: bool = True) -> dict:
 
     if dataset == "deepfashion":
         write_text(root / PARTITION_FILE, fashion_partition(items))
-    write_png(out_dir / CONTACT_SHEET, contact_sheet(items, dataset, seed, twin.contact_sheet_identities))
+    write_png(paths.twin_contact_sheet, contact_sheet(items, dataset, seed, twin.contact_sheet_identities))
     seconds = time.perf_counter() - start
     summary = _summary(params, items, seconds)
-    write_json(out_dir / SUMMARY, summary)
+    summaries.write(paths.summary("twin"), summary)
     return summary
 
 
@@ -102,22 +101,20 @@ def fashion_partition(items: list[TwinImage]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _summary(params: Params, items: list[TwinImage], seconds: float) -> dict:
+def _summary(params: Params, items: list[TwinImage], seconds: float) -> TwinSummary:
     images = {split: sum(1 for it in items if it.split == split) for split in ("train", "test")}
     identities = {
         split: len({it.person_id for it in items if it.split == split and it.is_identity}) for split in ("train", "test")
     }
-    return {
-        "dataset": params.base.dataset,
-        "profile": params.base.profile,
-        "seed": params.base.seed,
-        "images": images,
-        "identities": identities,
-        "distractor_images": sum(1 for it in items if it.person_id == DISTRACTOR_ID),
-        "junk_images": sum(1 for it in items if it.person_id == JUNK_ID),
-        "total_images": len(items),
-        "seconds": round(seconds, 3),
-        "images_per_second": round(len(items) / seconds, 1) if seconds > 0 else None,
-        "contact_sheet": CONTACT_SHEET,
-        "dataset_root": DATASET_DIR,
-    }
+    return TwinSummary(
+        dataset=params.base.dataset,
+        profile=params.base.profile,
+        seed=params.base.seed,
+        images=images,
+        identities=identities,
+        distractor_images=sum(1 for it in items if it.person_id == DISTRACTOR_ID),
+        junk_images=sum(1 for it in items if it.person_id == JUNK_ID),
+        total_images=len(items),
+        seconds=round(seconds, 3),
+        images_per_second=round(len(items) / seconds, 1) if seconds > 0 else None,
+    )

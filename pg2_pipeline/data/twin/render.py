@@ -9,13 +9,13 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from pg2_pipeline.data.datasets import dataset_spec
+from pg2_pipeline.datasets import dataset_spec
 from pg2_pipeline.data.twin.appearance import ANONYMOUS_IDS, CLOTH_COLORS, Appearance, appearance_for, pattern_tile, rng_for
 from pg2_pipeline.data.twin.body import analyse
 from pg2_pipeline.data.twin.person import DARK, LIGHT, Painter, draw_person
 from pg2_pipeline.data.twin.plan import TwinImage
 from pg2_pipeline.data.twin.scene import Scene, crop_background, finish, market_scene, studio_preset, studio_scene
-from pg2_pipeline.pose.keypoints import visible
+from pg2_pipeline.skeleton import visible
 
 # Typical trunk length (px) when a pose has too few joints to measure one.
 DEFAULT_SCALE = {"market": 34.0, "deepfashion": 110.0}

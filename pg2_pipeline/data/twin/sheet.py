@@ -11,12 +11,12 @@ from collections import defaultdict
 import cv2
 import numpy as np
 
-from pg2_pipeline.data.datasets import dataset_spec
+from pg2_pipeline.datasets import dataset_spec
 from pg2_pipeline.data.twin.appearance import rng_for
 from pg2_pipeline.data.twin.body import infer_view
 from pg2_pipeline.data.twin.plan import TwinImage
 from pg2_pipeline.data.twin.render import render_twin_rgb
-from pg2_pipeline.pose.keypoints import visible
+from pg2_pipeline.skeleton import visible
 
 COLUMNS = 6
 # Tile zoom: Market's 128x64 crops are tiny on a screen; DeepFashion's 256x256 are not.

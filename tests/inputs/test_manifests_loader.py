@@ -9,11 +9,11 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
-from pg2_pipeline.pairs.cache import TensorCache, scale_keypoints
-from pg2_pipeline.pairs.loader import PairLoader
-from pg2_pipeline.pairs.manifests import read_manifest
+from pg2_pipeline.inputs.cache import TensorCache, scale_keypoints
+from pg2_pipeline.inputs.loader import PairLoader
+from pg2_pipeline.inputs.manifests import read_manifest
 from pg2_pipeline.paths import ProjectPaths
-from pg2_pipeline.pose.keypoints import JOINT, flip_horizontal
+from pg2_pipeline.skeleton import JOINT, flip_horizontal
 from pg2_pipeline.pose.maps import pose_maps_and_masks
 from pg2_pipeline.schemas import SchemaMismatchError, table_metadata
 

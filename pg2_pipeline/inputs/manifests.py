@@ -1,5 +1,5 @@
 """The ``manifests`` stage: one self-describing Parquet pair table per split plus the tensor
-cache (pairs/cache.py) that the training loader reads."""
+cache (:mod:`pg2_pipeline.inputs.cache`) that the pair loader reads."""
 
 from __future__ import annotations
 
@@ -10,9 +10,12 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pg2_pipeline import fileio
-from pg2_pipeline.data.datasets import dataset_spec
-from pg2_pipeline.pairs.cache import build_cache, scale_keypoints
+from pg2_pipeline import summaries
+from pg2_pipeline.datasets import dataset_spec
+from pg2_pipeline.inputs.cache import build_cache, scale_keypoints
+from pg2_pipeline.paths import SPLITS
+from pg2_pipeline.skeleton import NUM_JOINTS
+from pg2_pipeline.summaries import ManifestsSummary, SplitCounts
 from pg2_pipeline.schemas import (
     IMAGE_INDEX,
     IMAGE_INDEX_NAME,
@@ -22,24 +25,16 @@ from pg2_pipeline.schemas import (
     MANIFEST_NAME,
     PAIRS,
     PAIRS_NAME,
+    joints_yx,
     read_table,
     table_metadata,
     write_table,
 )
 
-SPLITS = ("train", "test")
-
-
-def keypoints_of(table: pa.Table) -> np.ndarray:
-    """``(N, 18, 2)`` (y, x) float32 from a table with keypoints_y/keypoints_x list columns."""
-    n = table.num_rows
-    ys = np.asarray(table.column("keypoints_y").combine_chunks().flatten(), np.float32).reshape(n, 18)
-    xs = np.asarray(table.column("keypoints_x").combine_chunks().flatten(), np.float32).reshape(n, 18)
-    return np.stack([ys, xs], axis=-1)
 
 
 def _lists(values: np.ndarray) -> pa.Array:
-    return pa.FixedSizeListArray.from_arrays(pa.array(values.reshape(-1).astype(np.float32)), 18)
+    return pa.FixedSizeListArray.from_arrays(pa.array(values.reshape(-1).astype(np.float32)), NUM_JOINTS)
 
 
 def image_size(params) -> tuple[int, int]:
@@ -53,7 +48,7 @@ def image_size(params) -> tuple[int, int]:
     return spec.height, spec.width
 
 
-def build_manifests(params, paths, progress: bool = True) -> dict:
+def build_manifests(params, paths, progress: bool = True) -> ManifestsSummary:
     start = time.perf_counter()
     index = read_table(paths.image_index_table, IMAGE_INDEX, IMAGE_INDEX_NAME)
     kp_table = read_table(paths.keypoints_table, KEYPOINTS, KEYPOINTS_NAME)
@@ -63,11 +58,10 @@ def build_manifests(params, paths, progress: bool = True) -> dict:
     src_hw = (dataset_spec(params.base.dataset).height, dataset_spec(params.base.dataset).width)
     rel_of = dict(zip(index.column("image_id").to_pylist(), index.column("rel_path").to_pylist()))
     kp_ids = kp_table.column("image_id").to_pylist()
-    kp_all = keypoints_of(kp_table)
+    kp_all = joints_yx(kp_table)
     kp_row = {image_id: i for i, image_id in enumerate(kp_ids)}
     params_hash = params.section_hash("image_index", "keypoints", "pairs", "manifests")
-    cache_dir = paths.manifests_cache
-    summary: dict = {"dataset": params.base.dataset, "image_size": list(size_hw), "params_hash": params_hash, "splits": {}}
+    splits: dict[str, SplitCounts] = {}
 
     for split in SPLITS:
         rows = pairs.filter(pc.equal(pairs.column("split"), split))
@@ -80,7 +74,7 @@ def build_manifests(params, paths, progress: bool = True) -> dict:
         kps = scale_keypoints(kp_all[[kp_row[i] for i in image_ids]], src_hw, size_hw)
         meta = {"dataset": params.base.dataset, "dataset_root": str(root), "params_hash": params_hash}
         cache = build_cache(
-            cache_dir, split, image_ids, [root / rel_of[i] for i in image_ids], kps, size_hw, meta,
+            paths.cache, split, image_ids, [root / rel_of[i] for i in image_ids], kps, size_hw, meta,
             workers=params.image_index.workers, progress=progress,
         )  # fmt: skip
         f_idx = np.array([row_of[i] for i in froms], np.int32)
@@ -104,9 +98,15 @@ def build_manifests(params, paths, progress: bool = True) -> dict:
         )
         counts = {"pairs": table.num_rows, "images": len(image_ids), "identities": len(set(rows.column("person_id").to_pylist()))}
         write_table(table, MANIFEST, MANIFEST_NAME, paths.manifest_table(split), {**meta, "split": split, "image_size": list(size_hw), **counts})
-        summary["splits"][split] = {**counts, "cache_bytes": cache["bytes"]}
-    summary["seconds"] = round(time.perf_counter() - start, 2)
-    fileio.write_json(paths.manifests_summary, summary)
+        splits[split] = SplitCounts(**counts, cache_bytes=cache["bytes"])
+    summary = ManifestsSummary(
+        dataset=params.base.dataset,
+        image_size=tuple(size_hw),
+        params_hash=params_hash,
+        splits=splits,
+        seconds=round(time.perf_counter() - start, 2),
+    )
+    summaries.write(paths.summary("manifests"), summary)
     return summary
 
 

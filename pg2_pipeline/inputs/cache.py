@@ -1,11 +1,9 @@
 """The tensor cache: every image of a split decoded once into a memory-mapped uint8 array, plus
 its keypoints, so training never decodes JPEGs or parses Parquet in its hot loop.
 
-Per split, under the manifests folder::
-
-    cache/<split>.images.u8     raw uint8 (N, H, W, 3) RGB, C order (np.memmap)
-    cache/<split>.keypoints.npy float32 (N, 18, 2) (y, x) at the cache's size, -1 = missing
-    cache/<split>.json          header: shape, image ids in row order, params hash
+Per split (file names: :class:`pg2_pipeline.paths.CachePaths`): the images as raw uint8
+(N, H, W, 3) RGB in C order (an ``np.memmap``), the keypoints as float32 (N, 18, 2) (y, x) at
+the cache's size (-1 = missing), and a JSON header (shape, image ids in row order, params hash).
 """
 
 from __future__ import annotations
@@ -21,7 +19,8 @@ from pg2_pipeline.progress import bar as progress_bar
 
 from pg2_pipeline import fileio
 from pg2_pipeline.fileio import atomic_path
-from pg2_pipeline.pose.keypoints import MISSING, visible
+from pg2_pipeline.paths import CachePaths
+from pg2_pipeline.skeleton import MISSING, NUM_JOINTS, visible
 
 
 class CacheError(ValueError):
@@ -60,14 +59,13 @@ def _fill(args: tuple[str, tuple[int, int, int, int], int, list[str]]) -> int:
 
 
 def build_cache(
-    folder: Path, split: str, image_ids: list[str], paths: list[Path], keypoints: np.ndarray,
+    folder: CachePaths, split: str, image_ids: list[str], paths: list[Path], keypoints: np.ndarray,
     size_hw: tuple[int, int], meta: dict, workers: int = 1, progress: bool = True,
 ) -> dict:  # fmt: skip
     """Writes the cache files of one split atomically; ``keypoints`` already at ``size_hw``."""
     n, (h, w) = len(image_ids), size_hw
     shape = (n, h, w, 3)
-    images_file = folder / f"{split}.images.u8"
-    with atomic_path(images_file) as tmp:
+    with atomic_path(folder.images(split)) as tmp:
         np.memmap(tmp, dtype=np.uint8, mode="w+", shape=shape).flush()
         chunk = 256
         jobs = [(str(tmp), shape, s, [str(p) for p in paths[s : s + chunk]]) for s in range(0, n, chunk)]
@@ -80,11 +78,11 @@ def build_cache(
             for job in jobs:
                 bar.update(_fill(job))
         bar.close()
-    with atomic_path(folder / f"{split}.keypoints.npy") as tmp:
+    with atomic_path(folder.keypoints(split)) as tmp:
         with open(tmp, "wb") as fh:
             np.save(fh, keypoints.astype(np.float32))
     header = {"split": split, "shape": list(shape), "dtype": "uint8", "image_ids": image_ids, **meta}
-    fileio.write_json(folder / f"{split}.json", header)
+    fileio.write_json(folder.header(split), header)
     return {"images": n, "bytes": int(np.prod(shape))}
 
 
@@ -103,20 +101,20 @@ class TensorCache:
         return int(self.images.shape[1]), int(self.images.shape[2])
 
     @classmethod
-    def open(cls, folder: str | Path, split: str) -> "TensorCache":
-        folder = Path(folder)
-        header_file = folder / f"{split}.json"
+    def open(cls, folder: CachePaths | str | Path, split: str) -> TensorCache:
+        folder = folder if isinstance(folder, CachePaths) else CachePaths(Path(folder))
+        header_file = folder.header(split)
         if not header_file.is_file():
             raise CacheError(f"{header_file} not found: materialize the manifests asset first")
         header = json.loads(header_file.read_text())
         shape = tuple(header["shape"])
-        images_file = folder / f"{split}.images.u8"
+        images_file = folder.images(split)
         expected = int(np.prod(shape))
         if not images_file.is_file() or images_file.stat().st_size != expected:
             size = images_file.stat().st_size if images_file.is_file() else "missing"
             raise CacheError(f"{images_file}: expected {expected} bytes for {shape}, found {size}")
-        keypoints = np.load(folder / f"{split}.keypoints.npy")
-        if keypoints.shape != (shape[0], 18, 2):
-            raise CacheError(f"{folder / f'{split}.keypoints.npy'}: shape {keypoints.shape}, expected {(shape[0], 18, 2)}")
+        keypoints = np.load(folder.keypoints(split))
+        if keypoints.shape != (shape[0], NUM_JOINTS, 2):
+            raise CacheError(f"{folder.keypoints(split)}: shape {keypoints.shape}, expected {(shape[0], NUM_JOINTS, 2)}")
         images = np.memmap(images_file, dtype=np.uint8, mode="r", shape=shape)
         return cls(split, images, keypoints, header["image_ids"], header)

@@ -8,7 +8,7 @@ device as uint8 (4× less traffic than float) and converted there; pose maps and
 on the device by the batched code of :mod:`pg2_pipeline.pose.maps`.
 
 Horizontal flip (PG² doubles the training pairs this way) mirrors both images and the target
-pose, whose left/right joints are swapped (:func:`~pg2_pipeline.pose.keypoints.flip_horizontal`).
+pose, whose left/right joints are swapped (:func:`~pg2_pipeline.skeleton.flip_horizontal`).
 """
 
 from __future__ import annotations
@@ -19,11 +19,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pg2_pipeline.pairs.cache import TensorCache
-from pg2_pipeline.pairs.manifests import read_manifest
-from pg2_pipeline.pose.keypoints import FLIP_PERMUTATION, MISSING
+from pg2_pipeline.imaging import from_numpy_hwc, from_uint8
+from pg2_pipeline.inputs.batch import Batch
+from pg2_pipeline.inputs.cache import TensorCache
+from pg2_pipeline.inputs.manifests import read_manifest
+from pg2_pipeline.paths import ProjectPaths
 from pg2_pipeline.pose.maps import network_maps_and_masks
-from pg2_pipeline.train.steps import Batch
+from pg2_pipeline.skeleton import flip_horizontal
 
 
 class PairLoader:
@@ -50,12 +52,17 @@ class PairLoader:
         self._epoch: tuple[int, np.ndarray, np.ndarray] | None = None
 
     @classmethod
-    def from_manifest(cls, manifests_dir: str | Path, split: str, batch_size: int, **kwargs) -> "PairLoader":
-        manifests_dir = Path(manifests_dir)
-        cache = TensorCache.open(manifests_dir / "cache", split)
-        table = read_manifest(manifests_dir / f"{split}.parquet")
+    def from_manifest(cls, paths: ProjectPaths, split: str, batch_size: int, **kwargs) -> PairLoader:
+        """The loader of one split of the ``manifests`` asset of ``paths``."""
+        cache = TensorCache.open(paths.cache, split)
+        table = read_manifest(paths.manifest_table(split))
         pairs = np.stack([table.column("from_index").to_numpy(), table.column("to_index").to_numpy()], axis=1)
         return cls(cache, pairs, batch_size, **kwargs)
+
+    def subset(self, rows: np.ndarray, batch_size: int | None = None) -> PairLoader:
+        """A loader over pairs ``rows`` of this one, in that order (not shuffled)."""
+        rows = np.asarray(rows)
+        return PairLoader(self.cache, self.pairs[rows], batch_size or len(rows), shuffle=False, device=self.device)
 
     @property
     def steps_per_epoch(self) -> int:
@@ -86,10 +93,7 @@ class PairLoader:
         cond_rows, tgt_rows = self.pairs[rows, 0], self.pairs[rows, 1]
         yx = self.cache.keypoints[tgt_rows].copy()  # (B, 18, 2)
         if flip.any():
-            flipped = yx[flip][:, FLIP_PERMUTATION]
-            missing = flipped[..., 1] < 0
-            flipped[..., 1] = np.where(missing, MISSING, (self.width - 1) - flipped[..., 1])
-            yx[flip] = flipped
+            yx[flip] = flip_horizontal(yx[flip], self.width)
         condition = self._images(cond_rows, flip)
         target = self._images(tgt_rows, flip)
         maps, masks = network_maps_and_masks(torch.from_numpy(yx).to(self.device), self.height, self.width)
@@ -102,8 +106,7 @@ class PairLoader:
         gathered[order] = self.cache.images[rows[order]]
         if flip.any():
             gathered[flip] = gathered[flip, :, ::-1]
-        images = torch.from_numpy(gathered).to(self.device, non_blocking=True)  # (B, H, W, 3) uint8
-        return images.permute(0, 3, 1, 2).float().div_(127.5).sub_(1.0)  # (B, 3, H, W) in [-1, 1]
+        return from_uint8(from_numpy_hwc(gathered, self.device))  # (B, 3, H, W) in [-1, 1]
 
     def iterate(self, start_step: int = 0, steps: int | None = None) -> Iterator[tuple[int, Batch]]:
         """(step, batch) from ``start_step``; ``steps`` batches, or one epoch when not shuffling."""
