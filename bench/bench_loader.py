@@ -35,6 +35,7 @@ from pg2_pipeline.runtime import keep_large_allocations  # noqa: E402
 from pg2_pipeline.data.twin import plan_twin, render_twin_image  # noqa: E402
 from pg2_pipeline.inputs.cache import TensorCache, build_cache  # noqa: E402
 from pg2_pipeline.inputs.loader import PairLoader  # noqa: E402
+from pg2_pipeline.paths import CachePaths  # noqa: E402
 from tests.pose import reference_maps  # noqa: E402
 
 TARGET_PAIRS_PER_S = 5_000
@@ -57,8 +58,9 @@ def _fixture(folder: Path, dataset: str, n_images: int) -> tuple[TensorCache, li
         paths.append(path)
     h, w = cv2.imread(str(paths[0])).shape[:2]
     kps = np.stack([np.asarray(it.keypoints, np.float32) for it in items])
-    build_cache(folder / "cache", "train", [it.image_id for it in items], paths, kps, (h, w), {}, workers=1, progress=False)
-    return TensorCache.open(folder / "cache", "train"), paths, kps
+    cache = CachePaths(folder / "cache")
+    build_cache(cache, "train", [it.image_id for it in items], paths, kps, (h, w), {}, workers=1, progress=False)
+    return TensorCache.open(cache, "train"), paths, kps
 
 
 def _time(fn, min_seconds: float = 2.0) -> float:

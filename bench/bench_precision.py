@@ -2,10 +2,10 @@
 
     make demo                                   # once: the quick twin's manifests + tensor cache
     .venv/bin/python bench/bench_precision.py   # ~10 min on 2 cores; prints one JSON object
-    .venv/bin/python bench/bench_precision.py --manifests /other/clone/assets/manifests --steps 300
+    .venv/bin/python bench/bench_precision.py --project /other/clone --steps 300
 
 Both runs use the real training loader over ``assets/manifests`` (same pairs, same order, same
-initial weights) and the real ``stage1_step``; only the autocast dtype differs (fp32 is the
+initial weights) and the real stage-1 update (``Stage1.step``); only the autocast dtype differs (fp32 is the
 baseline). Afterwards both generators are scored **in fp32** on the same fixed test pairs with the
 evaluation code (pose-mask L1, L1, SSIM ``pg2``, mask-SSIM with the loader's PG² pose masks), so any difference comes from training in
 bf16, not from inference precision. The JSON holds the loss curves (every ``--log-every`` steps),
@@ -23,12 +23,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pg2_pipeline.runtime import keep_large_allocations
 from pg2_pipeline.evaluate.metrics import l1, ssim
-from pg2_pipeline.models import build_generator
+from pg2_pipeline.imaging import to_uint8
+from pg2_pipeline.inputs.batch import Batch
 from pg2_pipeline.inputs.loader import PairLoader
-from pg2_pipeline.train.samples import to_uint8_nchw
-from pg2_pipeline.train.steps import Batch, make_optimizer, stage1_step
+from pg2_pipeline.models import build_generator
+from pg2_pipeline.paths import ProjectPaths
+from pg2_pipeline.runtime import keep_large_allocations
+from pg2_pipeline.train.stage import make_optimizer
+from pg2_pipeline.train.stage1 import Stage1
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -38,12 +41,12 @@ def train(loader: PairLoader, steps: int, base_channels: int, lr: float, seed: i
     torch.manual_seed(seed)
     g1 = build_generator("g1", height=loader.height, width=loader.width, base_channels=base_channels)
     g1 = g1.to(memory_format=torch.channels_last)
-    opt = make_optimizer(g1.parameters(), lr=lr)
+    stage = Stage1(g1, make_optimizer(g1.parameters(), lr=lr), amp=amp)
     curve, window = [], []
     started = time.perf_counter()
     for step in range(steps):
         batch = loader.batch(step).to("cpu", memory_format=torch.channels_last)
-        window.append(stage1_step(g1, opt, batch, autocast=amp)["loss_G1"])
+        window.append(stage.step(batch)["loss_G1"])
         if (step + 1) % log_every == 0 or step + 1 == steps:
             curve.append({"step": step + 1, "loss_G1_mean": round(float(np.mean(window)), 5)})
             window = []
@@ -59,7 +62,7 @@ def score(g1: torch.nn.Module, batches: list[Batch]) -> dict[str, float]:
         out = g1(batch.condition, batch.target_map).float().clamp(-1, 1)
         masked = (out - batch.target).abs().mul(1 + batch.target_mask).mean(dim=(1, 2, 3))
         rows["masked_l1"].append(masked)
-        generated, target = to_uint8_nchw(out), to_uint8_nchw(batch.target)
+        generated, target = to_uint8(out), to_uint8(batch.target)
         rows["l1"].append(l1(generated, target))
         rows["ssim_pg2"].append(ssim(generated, target, "pg2"))
         rows["mask_ssim_pg2"].append(ssim(generated, target, "pg2", mask=batch.target_mask))
@@ -69,7 +72,7 @@ def score(g1: torch.nn.Module, batches: list[Batch]) -> dict[str, float]:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--manifests", type=Path, default=ROOT / "assets" / "manifests")
+    parser.add_argument("--project", type=Path, default=ROOT, help="a project folder whose manifests are materialized")
     parser.add_argument("--steps", type=int, default=400, help="the quick profile's stage-1 steps")
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--base-channels", type=int, default=32)
@@ -79,15 +82,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
-    if not (args.manifests / "train.parquet").is_file():
-        raise SystemExit(f"no training manifest under {args.manifests}: run `make demo` first "
-                         "(or pass --manifests DIR)")  # fmt: skip
+    paths = ProjectPaths(args.project)
+    if not paths.manifest_table("train").is_file():
+        raise SystemExit(f"no training manifest {paths.manifest_table('train')}: run `make demo` first (or pass --project DIR)")
     torch.set_num_threads(args.threads)
     keep_large_allocations()  # as training does
     torch.use_deterministic_algorithms(True, warn_only=True)
 
-    loader = PairLoader.from_manifest(args.manifests, "train", args.batch, seed=args.seed, flip=True)
-    test = PairLoader.from_manifest(args.manifests, "test", 32, shuffle=False)
+    loader = PairLoader.from_manifest(paths, "train", args.batch, seed=args.seed, flip=True)
+    test = PairLoader.from_manifest(paths, "test", 32, shuffle=False)
     test_batches = [test.batch(i) for i in range(max(1, min(args.eval_pairs, len(test.pairs)) // 32))]
 
     runs = {}
@@ -98,7 +101,7 @@ def main(argv: list[str] | None = None) -> None:
     rel = {k: round(delta[k] / abs(runs["fp32"]["test"][k]), 4) for k in delta if runs["fp32"]["test"][k]}
     print(json.dumps({
         "benchmark": "bf16 autocast vs fp32, stage 1 (G1) from one seed",
-        "manifests": str(args.manifests), "steps": args.steps, "batch": args.batch,
+        "manifests": str(paths.asset_dir("manifests")), "steps": args.steps, "batch": args.batch,
         "base_channels": args.base_channels, "lr": args.lr, "image_size": [loader.height, loader.width],
         "train_pairs": len(loader.pairs), "eval_pairs": sum(len(b) for b in test_batches),
         "threads": args.threads, "loadavg": [round(x, 2) for x in os.getloadavg()],

@@ -6,7 +6,7 @@
 
 For each configuration (resolution × base width C) and stage (``stage1`` = one G1 update,
 ``stage2`` = frozen G1 forward + one G2 update + one D update) it times the real step functions
-of ``pg2_pipeline.train.steps`` in three modes: ``fp32`` (contiguous NCHW, the baseline),
+of the stage objects (``pg2_pipeline.train.stage1`` / ``stage2``) in three modes: ``fp32`` (contiguous NCHW, the baseline),
 ``fp32_cl`` (channels_last) and ``bf16_cl`` (bf16 autocast + channels_last). FLOPs come from
 ``torch.utils.flop_counter.FlopCounterMode`` over one whole step (forward + backward of every
 network; the optimiser's element-wise work is not counted). Prints one JSON object.
@@ -16,7 +16,7 @@ average). glibc serves every tensor above its mmap threshold (≤ 32 MB) with fr
 large activation is page-faulted again on every step; running with
 ``MALLOC_MMAP_THRESHOLD_=4294967296 MALLOC_TRIM_THRESHOLD_=68719476736`` (or a preloaded
 jemalloc/tcmalloc) halved the time of a 64 MB element-wise op here. Training raises both thresholds itself
-(``pg2_pipeline.env.keep_large_allocations``) and so does this benchmark, unless those variables
+(``pg2_pipeline.runtime.keep_large_allocations``) and so does this benchmark, unless those variables
 are set (theirs win). The JSON records which applied.
 """
 
@@ -33,9 +33,12 @@ from dataclasses import dataclass
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from pg2_pipeline.runtime import keep_large_allocations
+from pg2_pipeline.inputs.batch import Batch
 from pg2_pipeline.models import G1, G2, Discriminator, count_parameters
-from pg2_pipeline.train.steps import Batch, make_optimizer, stage1_step, stage2_step
+from pg2_pipeline.runtime import keep_large_allocations
+from pg2_pipeline.train.stage import make_optimizer
+from pg2_pipeline.train.stage1 import Stage1
+from pg2_pipeline.train.stage2 import Stage2
 
 
 @dataclass(frozen=True)
@@ -87,19 +90,18 @@ def make_step(cfg: Config, stage: str, device: torch.device) -> tuple[Callable, 
     torch.manual_seed(0)
     g1 = G1(cfg.height, cfg.width, cfg.base_channels).to(device)
     if stage == "stage1":
-        opt = make_optimizer(g1.parameters())
-        return (lambda batch, autocast: stage1_step(g1, opt, batch, autocast=autocast)), [g1]
-    g2 = G2(cfg.height, cfg.width, cfg.base_channels).to(device)
-    d = Discriminator(cfg.height, cfg.width).to(device)
-    opt_g2, opt_d = make_optimizer(g2.parameters()), make_optimizer(d.parameters())
+        runner, nets = Stage1(g1, make_optimizer(g1.parameters())), [g1]
+    else:
+        g2 = G2(cfg.height, cfg.width, cfg.base_channels).to(device)
+        d = Discriminator(cfg.height, cfg.width).to(device)
+        opt_g2, opt_d = make_optimizer(g2.parameters()), make_optimizer(d.parameters())
+        runner, nets = Stage2(g1, g2, d, opt_g2, opt_d, cfg.lambda_l1, d_variant=cfg.d_variant), [g1, g2, d]
 
     def step(batch, autocast):
-        return stage2_step(
-            g1, g2, d, opt_g2, opt_d, batch, cfg.lambda_l1, d_variant=cfg.d_variant,
-            autocast=autocast,
-        )  # fmt: skip
+        runner.amp = autocast
+        return runner.step(batch)
 
-    return step, [g1, g2, d]
+    return step, nets
 
 
 def sync(device: torch.device) -> None:

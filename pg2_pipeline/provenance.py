@@ -18,40 +18,40 @@ from pg2_pipeline import __version__
 PACKAGE_DIR = Path(__file__).resolve().parent
 PACKAGE = PACKAGE_DIR.name
 
-# Project-relative paths (a folder means every .py below it). Plumbing (params, paths, atomic
+# Project-relative paths (a folder means every file below it). Plumbing (params, paths, atomic
 # writes, progress bars, summaries, tracking) is left out on purpose: it decides where and how
 # results are recorded, not what they are, and listing it would rerun every stage for a new
 # log line. ``PLUMBING`` names those modules; the import-graph test allows exactly them.
-_DATA = ("pg2_pipeline/data/names.py", "pg2_pipeline/datasets.py", "pg2_pipeline/skeleton.py")
-_SCHEMAS = ("pg2_pipeline/schemas.py",)
-_INPUTS = ("pg2_pipeline/inputs", "pg2_pipeline/pose/maps.py", "pg2_pipeline/imaging.py")
-_MODELS = ("pg2_pipeline/models", "pg2_pipeline/runtime.py")
+_P = "pg2_pipeline/"
+_GROUND = (_P + "datasets.py", _P + "schemas.py", _P + "skeleton.py")
+_STANDARD = (_P + "data/standard", _P + "data/annotations.py")  # the packaged standard files
+_NETWORKS = tuple(_P + f"models/{m}.py" for m in ("__init__", "g1", "g2", "discriminator", "io"))
+_TRAINING = (*_GROUND, _P + "inputs", _P + "imaging.py", _P + "runtime.py", _P + "viz.py", _P + "pose/maps.py",
+             _P + "pose/draw.py", *_NETWORKS, _P + "models/losses.py", _P + "train/loop.py", _P + "train/stage.py",
+             _P + "train/samples.py")  # fmt: skip
 CODE_DEPENDENCIES: dict[str, tuple[str, ...]] = {
-    "twin": (*_DATA, "pg2_pipeline/data/twin", "pg2_pipeline/data/annotations.py", *_SCHEMAS, "pg2_pipeline/viz.py"),
-    "image_index": (*_DATA, "pg2_pipeline/data/ingest.py", *_SCHEMAS, "pg2_pipeline/viz.py"),
-    "keypoints": (*_DATA, "pg2_pipeline/pose", "pg2_pipeline/data/annotations.py", *_SCHEMAS, "pg2_pipeline/viz.py"),
-    "pairs": (*_DATA, "pg2_pipeline/pairs", "pg2_pipeline/data/annotations.py", *_SCHEMAS, "pg2_pipeline/viz.py"),
-    "manifests": (*_DATA, *_INPUTS, *_SCHEMAS),
-    "stage1": (*_DATA, *_INPUTS, *_SCHEMAS, *_MODELS, "pg2_pipeline/train", "pg2_pipeline/pose/draw.py", "pg2_pipeline/viz.py"),
-    "stage2": (*_DATA, *_INPUTS, *_SCHEMAS, *_MODELS, "pg2_pipeline/train", "pg2_pipeline/pose/draw.py", "pg2_pipeline/viz.py"),
-    "evaluation": (*_DATA, *_INPUTS, *_SCHEMAS, *_MODELS, "pg2_pipeline/evaluate", "pg2_pipeline/registry",
-                   "pg2_pipeline/pose/blazepose.py", "pg2_pipeline/viz.py"),
+    "twin": (*_GROUND, *_STANDARD, _P + "data/names.py", _P + "data/twin"),
+    "image_index": (*_GROUND, _P + "data/names.py", _P + "data/ingest.py", _P + "viz.py"),
+    "keypoints": (*_GROUND, *_STANDARD, _P + "pose", _P + "viz.py"),
+    "pairs": (*_GROUND, *_STANDARD, _P + "data/names.py", _P + "pairs", _P + "viz.py"),
+    "manifests": (*_GROUND, _P + "inputs/manifests.py", _P + "inputs/cache.py"),
+    "stage1": (*_TRAINING, _P + "train/stage1.py"),
+    "stage2": (*_TRAINING, _P + "train/stage2.py", _P + "models/pg2.py"),
+    "evaluation": (*_GROUND, _P + "inputs", _P + "imaging.py", _P + "runtime.py", _P + "viz.py", _P + "pose/maps.py",
+                   _P + "pose/blazepose.py", *_NETWORKS, _P + "models/pg2.py", _P + "evaluate", _P + "registry"),
 }  # fmt: skip
 
 # Imported by stages but not code dependencies (see above).
-PLUMBING = (
-    "pg2_pipeline/__init__.py", "pg2_pipeline/config.py", "pg2_pipeline/env.py", "pg2_pipeline/fileio.py",
-    "pg2_pipeline/paths.py", "pg2_pipeline/progress.py", "pg2_pipeline/provenance.py", "pg2_pipeline/summaries.py",
-    "pg2_pipeline/tracking.py", "pg2_pipeline/typed.py",
+PLUMBING = tuple(
+    _P + m
+    for m in ("__init__.py", "config.py", "env.py", "fileio.py", "paths.py", "progress.py", "provenance.py",
+              "summaries.py", "tracking.py", "typed.py")
 )  # fmt: skip
 
-# What the logged generator needs at load time (its code_paths): the networks, the PG² object,
+# What the logged generator needs at load time (its code_paths): the PG² object, its networks,
 # pose maps and the few ground-floor modules they import.
-MODEL_SOURCE = (
-    "pg2_pipeline/__init__.py", "pg2_pipeline/env.py", "pg2_pipeline/imaging.py", "pg2_pipeline/paths.py",
-    "pg2_pipeline/fileio.py", "pg2_pipeline/skeleton.py", "pg2_pipeline/models", "pg2_pipeline/pose/__init__.py",
-    "pg2_pipeline/pose/maps.py",
-)  # fmt: skip
+MODEL_SOURCE = (*_NETWORKS, _P + "models/pg2.py", _P + "pose/maps.py", _P + "skeleton.py", _P + "imaging.py",
+                _P + "paths.py", _P + "env.py", _P + "fileio.py", _P + "__init__.py")  # fmt: skip
 
 
 def files_of(parts: tuple[str, ...], root: Path = PACKAGE_DIR.parent) -> list[Path]:

@@ -2,7 +2,6 @@
 materialization, the blocking quarantine check, and the Dagster CLI's text selection (antlr
 4.13; DVC lives in its own environment with antlr 4.9: tests/test_dvc_door.py)."""
 
-import json
 import shutil
 from pathlib import Path
 
@@ -10,6 +9,7 @@ import pytest
 from dagster import AssetKey, DagsterInstance, materialize
 
 from conftest import VENV_BIN, run, set_params
+from pg2_pipeline import summaries
 from pg2_pipeline.orchestration import data
 from pg2_pipeline.orchestration.resources import ProjectResource
 from pg2_pipeline.paths import ProjectPaths
@@ -30,15 +30,15 @@ def test_materialize_twin_and_index_in_process(project, dagster_home):
     result = materialize([data.twin, data.image_index], resources={"project": ProjectResource(root=str(project))})
     assert result.success
     paths = ProjectPaths(project)
-    summary = json.loads(paths.image_index_summary.read_text())
-    twin = json.loads(paths.twin_summary.read_text())
+    summary = summaries.read(paths.summary("image_index"), summaries.ImageIndexSummary)
+    twin = summaries.read(paths.summary("twin"), summaries.TwinSummary)
     # every rendered image was indexed, except the Market distractors/junk, which are counted
-    assert summary["images"] + sum(summary["excluded"].values()) == twin["total_images"]
-    assert summary["quarantined"] == 0 and summary["excluded"]["distractor"] > 0
-    assert summary["identities_per_split"]["train"] + summary["identities_per_split"]["test"] <= 40
+    assert summary.images + sum(summary.excluded.values()) == twin.total_images
+    assert summary.quarantined == 0 and summary.excluded["distractor"] > 0
+    assert summary.identities_per_split["train"] + summary.identities_per_split["test"] <= 40
     assert paths.twin_contact_sheet.stat().st_size > 10_000
     mats = result.asset_materializations_for_node("image_index")
-    assert mats[0].metadata["dagster/row_count"].value == summary["images"]
+    assert mats[0].metadata["dagster/row_count"].value == summary.images
     check = result.get_asset_check_evaluations()[0]
     assert check.check_name == "quarantine_fraction" and check.passed
 

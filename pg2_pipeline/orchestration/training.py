@@ -69,9 +69,10 @@ def _training_metadata(s: TrainingSummary, paths) -> dict:
     ),
 )
 def stage1(context: AssetExecutionContext, project: ProjectResource) -> MaterializeResult:
-    from pg2_pipeline.train.loop import train_stage
+    from pg2_pipeline.train.loop import train
+    from pg2_pipeline.train.stage1 import Stage1
 
-    s = train_stage("stage1", project.params(), project.paths, dagster_run_id=context.run.run_id)
+    s = train(Stage1, project.params(), project.paths, dagster_run_id=context.run.run_id)
     return MaterializeResult(metadata=_training_metadata(s, project.paths))
 
 
@@ -85,7 +86,8 @@ def stage1(context: AssetExecutionContext, project: ProjectResource) -> Material
     ),
 )
 def stage2(context: AssetExecutionContext, project: ProjectResource) -> MaterializeResult:
-    from pg2_pipeline.train.loop import train_stage
+    from pg2_pipeline.train.loop import train
+    from pg2_pipeline.train.stage2 import Stage2
 
-    s = train_stage("stage2", project.params(), project.paths, dagster_run_id=context.run.run_id)
+    s = train(Stage2, project.params(), project.paths, dagster_run_id=context.run.run_id)
     return MaterializeResult(metadata=_training_metadata(s, project.paths))

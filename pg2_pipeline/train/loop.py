@@ -1,6 +1,6 @@
-"""The one training loop, for every stage (:data:`STAGES`): stage 1 trains G1 with the pose-mask
-L1; stage 2 freezes G1 and trains G2 + D adversarially. The stage objects hold the networks and
-their updates; this loop owns the rest:
+"""The one training loop, for every stage object (:mod:`.stage1`: G1 with the pose-mask L1;
+:mod:`.stage2`: G1 frozen, G2 + D adversarially). The stage objects hold the networks and their
+updates; this loop owns the rest:
 
 * CUDA when available (params ``device``), else CPU; bf16 autocast where supported; channels_last;
   optional ``torch.compile``; seeded (deterministic on CPU).
@@ -36,10 +36,7 @@ from pg2_pipeline.runtime import Runtime, keep_large_allocations
 from pg2_pipeline.summaries import TrainingSummary
 from pg2_pipeline.train.samples import sample_grid
 from pg2_pipeline.train.stage import StageContext, TrainingStage
-from pg2_pipeline.train.stage1 import Stage1
-from pg2_pipeline.train.stage2 import Stage2
 
-STAGES: dict[str, type[TrainingStage]] = {cls.name: cls for cls in (Stage1, Stage2)}
 SAMPLE_PAIRS = 6
 
 
@@ -47,11 +44,12 @@ class TrainingDivergedError(RuntimeError):
     """A loss became NaN or infinite."""
 
 
-def train_stage(name: str, params, paths: ProjectPaths, *, dagster_run_id: str | None = None, progress: bool = True) -> TrainingSummary:
-    """Trains stage ``name`` to ``params.<name>.steps`` (resuming when possible) and writes
-    weights, sample grids, history and summary under ``assets/<name>/``."""
-    if name not in STAGES:
-        raise ValueError(f"unknown stage '{name}' (expected one of {', '.join(STAGES)})")
+def train(
+    stage_cls: type[TrainingStage], params, paths: ProjectPaths, *, dagster_run_id: str | None = None, progress: bool = True
+) -> TrainingSummary:
+    """Trains ``stage_cls`` to ``params.<stage>.steps`` (resuming when possible) and writes
+    weights, sample grids, history and summary under ``assets/<stage>/``."""
+    name = stage_cls.name
     cfg = params.section(name)
     files = paths.stage(name)
     rt = Runtime.resolve(cfg.device, cfg.precision, cfg.channels_last)
@@ -60,7 +58,7 @@ def train_stage(name: str, params, paths: ProjectPaths, *, dagster_run_id: str |
 
     loader = PairLoader.from_manifest(paths, "train", cfg.batch_size, seed=params.base.seed, flip=params.pairs.flip_augmentation, device=rt.device)
     samples = _sample_batch(paths, rt.device)
-    stage = STAGES[name].build(StageContext(cfg, params, paths, (loader.height, loader.width), rt))
+    stage = stage_cls.build(StageContext(cfg, params, paths, (loader.height, loader.width), rt))
 
     manifest_hash = file_hash(paths.manifest_table("train"))
     version = code_version(paths.root, name)

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import yaml
 
+from pg2_pipeline import summaries
 from pg2_pipeline.config import Params, params_from_dict
 from pg2_pipeline.data.annotations import keypoints_array, standard_file
 from pg2_pipeline.data.names import parse_fashion_flat, parse_fashion_path
@@ -18,6 +19,7 @@ from pg2_pipeline.data.twin import TwinImage, build_twin, plan_twin, render_twin
 from pg2_pipeline.data.twin.appearance import appearance_for
 from pg2_pipeline.data.twin.body import infer_view
 from pg2_pipeline.data.twin.render import render_background
+from pg2_pipeline.paths import ProjectPaths
 from pg2_pipeline.skeleton import FLIP_PERMUTATION, visible
 
 PROJECT = Path(__file__).resolve().parents[2]
@@ -187,33 +189,37 @@ def test_top_colour_is_stable_within_and_differs_between_identities():
 
 
 def test_build_is_byte_identical_across_runs_and_worker_counts(tmp_path):
-    one = build_twin(make_params(workers=1), tmp_path / "a", progress=False)
-    build_twin(make_params(workers=1), tmp_path / "b", progress=False)
-    build_twin(make_params(workers=2), tmp_path / "c", progress=False)
-    a, b, c = (tree_digest(tmp_path / d) for d in "abc")
-    assert a == b == c and len(a) == one["total_images"] + 1  # + contact sheet
-    assert one["identities"] == {"train": 2, "test": 1}
-    assert one["distractor_images"] >= 4 and one["junk_images"] >= 4
-    assert (tmp_path / "a" / one["contact_sheet"]).is_file()
-    assert (tmp_path / "a" / one["dataset_root"] / "bounding_box_train").is_dir()
-    jpgs = list((tmp_path / "a" / "dataset").rglob("*.jpg"))
-    assert len(jpgs) == one["total_images"] == one["images"]["train"] + one["images"]["test"]
+    one = build_twin(make_params(workers=1), ProjectPaths(tmp_path / "a"), progress=False)
+    build_twin(make_params(workers=1), ProjectPaths(tmp_path / "b"), progress=False)
+    build_twin(make_params(workers=2), ProjectPaths(tmp_path / "c"), progress=False)
+    a, b, c = (tree_digest(ProjectPaths(tmp_path / d).asset_dir("twin")) for d in "abc")
+    assert a == b == c and len(a) == one.total_images + 1  # + contact sheet
+    assert one.identities == {"train": 2, "test": 1}
+    assert one.distractor_images >= 4 and one.junk_images >= 4
+    paths = ProjectPaths(tmp_path / "a")
+    assert paths.twin_contact_sheet.is_file()
+    assert (paths.twin_dataset / "bounding_box_train").is_dir()
+    assert summaries.read(paths.summary("twin"), summaries.TwinSummary) == one
+    jpgs = list(paths.twin_dataset.rglob("*.jpg"))
+    assert len(jpgs) == one.total_images == one.images["train"] + one.images["test"]
     assert not list((tmp_path / "a").rglob("*.tmp"))
 
 
 def test_rebuild_removes_stale_files(tmp_path):
-    stale = tmp_path / "dataset" / "bounding_box_train" / "9999_c1s1_000001_01.jpg"
+    paths = ProjectPaths(tmp_path)
+    stale = paths.twin_dataset / "bounding_box_train" / "9999_c1s1_000001_01.jpg"
     stale.parent.mkdir(parents=True)
     stale.write_bytes(b"old")
-    build_twin(make_params(train_identities=1, test_identities=1), tmp_path, progress=False)
+    build_twin(make_params(train_identities=1, test_identities=1), paths, progress=False)
     assert not stale.exists()
 
 
 def test_deepfashion_partition_file_matches_the_rendered_files(tmp_path):
-    summary = build_twin(make_params("deepfashion", train_identities=3, test_identities=2), tmp_path, progress=False)
-    root = tmp_path / "dataset"
+    paths = ProjectPaths(tmp_path)
+    summary = build_twin(make_params("deepfashion", train_identities=3, test_identities=2), paths, progress=False)
+    root = paths.twin_dataset
     lines = (root / "Eval" / "list_eval_partition.txt").read_text().splitlines()
-    assert int(lines[0]) == len(lines) - 2 == summary["total_images"]
+    assert int(lines[0]) == len(lines) - 2 == summary.total_images
     assert lines[1].split() == ["image_name", "item_id", "evaluation_status"]
     rows = [line.split() for line in lines[2:]]
     rendered = {str(p.relative_to(root)) for p in root.rglob("*.jpg")}
@@ -232,4 +238,4 @@ def test_bad_params_fail_with_the_key_named(tmp_path):
     with pytest.raises(ValueError, match="twin.test_fraction"):
         plan_twin(make_params("deepfashion", test_fraction=1.0))
     with pytest.raises(ValueError, match="twin.workers"):
-        build_twin(make_params(workers=0), tmp_path, progress=False)
+        build_twin(make_params(workers=0), ProjectPaths(tmp_path), progress=False)

@@ -2,7 +2,7 @@
 per-pair scores, pictures, curves over checkpoints, the champion gate both ways, and loading the
 registered generator in a fresh process."""
 
-import json
+import dataclasses
 import os
 import shutil
 import subprocess
@@ -12,7 +12,9 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
+from pg2_pipeline import summaries
 from pg2_pipeline.config import load_params
+from pg2_pipeline.evaluate.stage import champion_gate
 from pg2_pipeline.paths import ProjectPaths
 from pg2_pipeline.registry.publish import CHAMPION, publish_evaluation
 
@@ -29,15 +31,16 @@ def evaluated(tiny_evaluated, tmp_path_factory):
 def test_metrics_table_has_every_method_and_protocol(evaluated):
     root, summary = evaluated
     paths = ProjectPaths(root)
-    metrics = json.loads(paths.evaluation_metrics.read_text())
-    assert metrics == summary["metrics"] and metrics["pairs"] == 32
+    metrics = summaries.read_metrics(paths.evaluation.metrics)
+    assert metrics == summary.metrics and metrics.pairs == 32
+    assert summaries.read(paths.evaluation.summary, summaries.EvaluationSummary) == summary
     for method in ("stage2", "stage1", "copy"):
-        m = metrics[method]
+        m = metrics.method(method)
         assert {"ssim", "ssim_pg2", "ssim_gaussian", "ssim_win51", "mask_ssim", "psnr", "l1", "lpips", "fid", "pckh"} <= set(m)
         assert 0 < m["ssim"] <= 1 and 0 < m["mask_ssim"] <= 1 and m["fid"] > 0 and 0 <= m["pckh"] <= 1
         assert m["ssim"] == m["ssim_pg2"]  # the default protocol
         assert m["is"] == m["mask_is"] == "unavailable: no Inception logits weights"
-    table = (paths.evaluation_report / "metrics.md").read_text()
+    table = paths.evaluation.table.read_text()
     assert "| PG² (stage 1 + 2) |" in table and "| stage 1 only (G1) |" in table and "| copy the condition image |" in table
     assert "unavailable" in table and "`pg2` protocol" in table
 
@@ -45,13 +48,13 @@ def test_metrics_table_has_every_method_and_protocol(evaluated):
 def test_per_pair_scores_and_pictures(evaluated):
     root, _ = evaluated
     paths = ProjectPaths(root)
-    per_pair = pq.read_table(paths.evaluation_report / "per_pair.parquet")
+    per_pair = pq.read_table(paths.evaluation.per_pair)
     assert per_pair.num_rows == 32
     assert {"pair_id", "from_id", "to_id", "stage2_mask_ssim", "copy_ssim_pg2", "stage1_lpips"} <= set(per_pair.column_names)
-    assert np.isclose(per_pair.column("stage2_mask_ssim").to_numpy().mean(), json.loads(paths.evaluation_metrics.read_text())["stage2"]["mask_ssim"], atol=1e-4)
-    for name in ("examples.png", "curves.png"):
-        assert (paths.evaluation_report / name).stat().st_size > 5_000
-    curves = (root / "assets" / "evaluation" / "curves.csv").read_text().splitlines()
+    assert np.isclose(per_pair.column("stage2_mask_ssim").to_numpy().mean(), summaries.read_metrics(paths.evaluation.metrics).stage2["mask_ssim"], atol=1e-4)
+    for picture in (paths.evaluation.examples, paths.evaluation.curves):
+        assert picture.stat().st_size > 5_000
+    curves = paths.evaluation.curves_csv.read_text().splitlines()
     assert curves[0] == "step,stage,ssim,mask_ssim,l1"
     stages = [line.split(",")[1] for line in curves[1:]]
     assert stages.count("stage1") == 2 and stages.count("stage2") == 2  # tiny: checkpoints every 100 / 5 steps
@@ -67,20 +70,22 @@ def test_champion_gate_both_ways_and_loading_in_a_fresh_process(evaluated, monke
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     name = params.mlflow.registered_model
 
-    losing = json.loads(json.dumps(summary))
-    losing["metrics"]["stage2"]["mask_ssim"] = losing["metrics"]["copy"]["mask_ssim"] - 0.01
-    first = publish_evaluation(params, paths, losing)
+    def with_stage2_mask_ssim(value: float) -> summaries.EvaluationSummary:
+        metrics = dataclasses.replace(summary.metrics, stage2={**summary.metrics.stage2, "mask_ssim": value})
+        return dataclasses.replace(summary, metrics=metrics, gate=champion_gate(metrics))
+
+    copy = summary.metrics.copy["mask_ssim"]
+    first = publish_evaluation(params, paths, with_stage2_mask_ssim(copy - 0.01))
     assert not first.champion and "registered without the champion alias" in first.reason
     client = MlflowClient()
     with pytest.raises(Exception, match="alias"):
         client.get_model_version_by_alias(name, CHAMPION)
     assert client.get_model_version(name, first.version).tags["champion_gate"] == first.reason
 
-    winning = json.loads(json.dumps(summary))
-    winning["metrics"]["stage2"]["mask_ssim"] = winning["metrics"]["copy"]["mask_ssim"] + 0.01
-    second = publish_evaluation(params, paths, winning)
+    second = publish_evaluation(params, paths, with_stage2_mask_ssim(copy + 0.01))
     assert second.champion and int(second.version) == int(first.version) + 1
     assert str(client.get_model_version_by_alias(name, CHAMPION).version) == second.version
+    assert summaries.read(paths.evaluation.registration, summaries.Registration) == second
 
     # the logged model holds source code and safetensors: no pickle anywhere
     local = mlflow.artifacts.download_artifacts(f"models:/{name}@{CHAMPION}")

@@ -49,7 +49,7 @@ def test_reader_rejects_another_table_and_a_changed_column(paths, tmp_path):
 
 
 def test_cache_holds_the_decoded_images_and_keypoints(paths):
-    cache = TensorCache.open(paths.manifests_cache, "train")
+    cache = TensorCache.open(paths.cache, "train")
     table = read_manifest(paths.manifest_table("train"))
     root = paths.resolve("assets/twin/dataset")
     row = table.slice(7, 1).to_pylist()[0]
@@ -60,7 +60,7 @@ def test_cache_holds_the_decoded_images_and_keypoints(paths):
 
 
 def test_loader_batch_shapes_and_value_ranges(paths):
-    loader = PairLoader.from_manifest(paths.asset_dir("manifests"), "train", 8, seed=3, flip=True)
+    loader = PairLoader.from_manifest(paths, "train", 8, seed=3, flip=True)
     batch = loader.batch(0)
     assert batch.condition.shape == batch.target.shape == (8, 3, 128, 64)
     assert batch.target_map.shape == (8, 18, 128, 64) and batch.target_mask.shape == (8, 1, 128, 64)
@@ -71,18 +71,18 @@ def test_loader_batch_shapes_and_value_ranges(paths):
 
 
 def test_batches_are_a_function_of_seed_and_step(paths):
-    a = PairLoader.from_manifest(paths.asset_dir("manifests"), "train", 8, seed=3, flip=True)
-    b = PairLoader.from_manifest(paths.asset_dir("manifests"), "train", 8, seed=3, flip=True)
+    a = PairLoader.from_manifest(paths, "train", 8, seed=3, flip=True)
+    b = PairLoader.from_manifest(paths, "train", 8, seed=3, flip=True)
     late = a.steps_per_epoch + 2  # second epoch, new permutation
     for step in (late, 0, 5):  # any order: resuming at a step needs no history
         assert torch.equal(a.batch(step).target, b.batch(step).target)
     assert not torch.equal(a.batch(0).target, a.batch(1).target)
-    c = PairLoader.from_manifest(paths.asset_dir("manifests"), "train", 8, seed=4, flip=True)
+    c = PairLoader.from_manifest(paths, "train", 8, seed=4, flip=True)
     assert not torch.equal(a.batch(0).target, c.batch(0).target)
 
 
 def test_flip_mirrors_images_and_swaps_left_and_right(paths):
-    loader = PairLoader.from_manifest(paths.asset_dir("manifests"), "train", 16, seed=0, flip=True)
+    loader = PairLoader.from_manifest(paths, "train", 16, seed=0, flip=True)
     step = next(s for s in range(50) if loader.indices(s)[1].any())
     rows, flips = loader.indices(step)
     batch = loader.batch(step)
@@ -111,7 +111,7 @@ def test_flip_mirrors_images_and_swaps_left_and_right(paths):
 
 
 def test_evaluation_order_walks_every_test_pair_once(paths):
-    loader = PairLoader.from_manifest(paths.asset_dir("manifests"), "test", 32, shuffle=False)
+    loader = PairLoader.from_manifest(paths, "test", 32, shuffle=False)
     seen = np.concatenate([loader.indices(s)[0] for s in range(loader.steps_per_epoch)])
     assert np.array_equal(seen, np.arange(len(loader.pairs)))
     assert not any(loader.indices(s)[1].any() for s in range(loader.steps_per_epoch))

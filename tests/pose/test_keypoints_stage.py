@@ -11,6 +11,7 @@ import pytest
 from skimage import data as skdata
 
 from conftest import copy_project, materialize_through, set_params
+from pg2_pipeline import summaries
 from pg2_pipeline.config import load_params
 from pg2_pipeline.data.annotations import AnnotationFormatError
 from pg2_pipeline.paths import ProjectPaths
@@ -38,11 +39,11 @@ def test_standard_annotations_join_every_indexed_image(indexed, tmp_path):
     table = read_table(paths.keypoints_table, KEYPOINTS, "keypoints")
     index = pq.read_table(paths.image_index_table)
     assert table.column("image_id").to_pylist() == index.column("image_id").to_pylist()  # one row per image
-    assert summary["not_in_file"] == 0 and all(table.column("found").to_pylist())
+    assert summary.not_in_file == 0 and all(table.column("found").to_pylist())
     # the standard files also annotate every image the tiny twin did not render
-    assert summary["not_in_index"] == 12936 + 19732 - index.num_rows
+    assert summary.not_in_index == 12936 + 19732 - index.num_rows
     assert set(table.column("backend").to_pylist()) == {"annotations"}
-    assert summary["coverage"] >= 0.8
+    assert summary.coverage >= 0.8
     assert paths.keypoints_preview.stat().st_size > 10_000 and paths.keypoints_maps_preview.is_file()
 
 
@@ -55,7 +56,7 @@ def test_user_annotation_file_counts_missing_names_both_ways(indexed, tmp_path):
     (root / "my.csv").write_text("\n".join(lines) + "\n")
     set_params(root, keypoints={"annotation_files": ["my.csv"]})
     summary = build_keypoints(load_params(paths.params_file), paths, progress=False)
-    assert summary["not_in_file"] == 5 and summary["not_in_index"] == 1
+    assert summary.not_in_file == 5 and summary.not_in_index == 1
     table = read_table(paths.keypoints_table, KEYPOINTS, "keypoints")
     found = table.column("found").to_pylist()
     assert found[-5:] == [False] * 5 and all(found[:-5])
@@ -94,8 +95,8 @@ def test_blazepose_backend_through_the_stage(tmp_path):
     assert person["found"] and person["num_visible"] >= 5 and person["backend"] == "blazepose"
     assert mirrored["found"]
     assert not blank["found"] and blank["note"] == "no person detected" and blank["num_visible"] == 0
-    assert summary["extraction"]["images_processed"] == 3
+    assert summary.extraction["images_processed"] == 3
     # a rerun finds every shard up to date
     again = build_keypoints(load_params(paths.params_file), paths, progress=False)
-    assert again["extraction"]["images_processed"] == 0 and again["extraction"]["shards_skipped"] == 2
-    assert json.loads(paths.keypoints_summary.read_text())["backend"] == "blazepose"
+    assert again.extraction["images_processed"] == 0 and again.extraction["shards_skipped"] == 2
+    assert summaries.read(paths.summary("keypoints"), summaries.KeypointsSummary).backend == "blazepose"

@@ -1,4 +1,4 @@
-"""The per-step updates change exactly the parameters they should."""
+"""The stage objects' updates change exactly the parameters they should."""
 
 from __future__ import annotations
 
@@ -7,8 +7,11 @@ import math
 import pytest
 import torch
 
+from pg2_pipeline.inputs.batch import Batch
 from pg2_pipeline.models import G1, G2, Discriminator
-from pg2_pipeline.train.steps import Batch, make_optimizer, stage1_step, stage2_step
+from pg2_pipeline.train.stage import make_optimizer
+from pg2_pipeline.train.stage1 import Stage1
+from pg2_pipeline.train.stage2 import Stage2
 
 H, W, C, B = 128, 64, 8, 2
 
@@ -27,6 +30,15 @@ def make_batch(seed: int = 0) -> Batch:
 def nets():
     torch.manual_seed(0)
     return G1(H, W, C), G2(H, W, C), Discriminator(H, W, base_channels=8)
+
+
+def stage1_step(g1, opt, batch, *, autocast=None, return_images=False):
+    return Stage1(g1, opt, amp=autocast).step(batch, return_images=return_images)
+
+
+def stage2_step(g1, g2, d, opt_g2, opt_d, batch, lambda_l1, *, d_variant="market", autocast=None, return_images=False):
+    stage = Stage2(g1, g2, d, opt_g2, opt_d, lambda_l1, d_variant=d_variant, amp=autocast)
+    return stage.step(batch, return_images=return_images)
 
 
 def snapshot(module: torch.nn.Module) -> dict[str, torch.Tensor]:

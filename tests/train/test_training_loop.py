@@ -16,16 +16,19 @@ import torch
 from safetensors.torch import load_file
 
 from conftest import set_params
+from pg2_pipeline import summaries
 from pg2_pipeline.config import load_params
 from pg2_pipeline.paths import ProjectPaths
-from pg2_pipeline.train import checkpoint as ckpt
-from pg2_pipeline.train.loop import TrainingDivergedError, train_stage
+from pg2_pipeline.models import io as ckpt
+from pg2_pipeline.provenance import code_hash
+from pg2_pipeline.train.loop import TrainingDivergedError
+from pg2_pipeline.train.stages import train_stage
 
 TRAIN = """
 import sys
 from pg2_pipeline.config import load_params
 from pg2_pipeline.paths import ProjectPaths
-from pg2_pipeline.train.loop import train_stage
+from pg2_pipeline.train.stages import train_stage
 from pathlib import Path
 paths = ProjectPaths(Path(sys.argv[1]))
 train_stage(sys.argv[2], load_params(paths.params_file), paths, progress=False)
@@ -51,7 +54,7 @@ def test_kill_and_resume_gives_identical_weights(tiny_manifests, tmp_path):
 
     killed = project_copy(tiny_manifests, tmp_path / "killed")
     proc = train(killed)
-    folder = ProjectPaths(killed).asset_dir("stage1") / "checkpoints"
+    folder = ProjectPaths(killed).stage("stage1")
     deadline = time.time() + 300
     while not ckpt.checkpoints(folder) and time.time() < deadline and proc.poll() is None:
         time.sleep(0.05)
@@ -61,13 +64,13 @@ def test_kill_and_resume_gives_identical_weights(tiny_manifests, tmp_path):
     assert steps_done and max(steps_done) < 8, f"the run was not interrupted: {steps_done}"
     assert train(killed).wait(timeout=300) == 0
 
-    a = load_file(ProjectPaths(straight).asset_dir("stage1") / "g1.safetensors")
-    b = load_file(ProjectPaths(killed).asset_dir("stage1") / "g1.safetensors")
+    a = load_file(ProjectPaths(straight).stage("stage1").weights("g1"))
+    b = load_file(ProjectPaths(killed).stage("stage1").weights("g1"))
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
-    summary = json.loads((ProjectPaths(killed).asset_dir("stage1") / "summary.json").read_text())
-    assert summary["resumed_from_step"] == max(steps_done)
+    summary = summaries.read(ProjectPaths(killed).stage("stage1").summary, summaries.TrainingSummary)
+    assert summary.resumed_from_step == max(steps_done)
     # the loss history is continuous across the kill
-    history = json.loads((ProjectPaths(killed).asset_dir("stage1") / "history.json").read_text())
+    history = json.loads(ProjectPaths(killed).stage("stage1").history.read_text())
     assert [h["step"] for h in history] == list(range(1, 9))
 
 
@@ -82,8 +85,8 @@ def test_changed_params_never_resume_a_stale_checkpoint(tiny_manifests, tmp_path
         summary = train_stage("stage1", load_params(paths.params_file), paths, progress=False)
     finally:
         del os.environ["MLFLOW_TRACKING_URI"]
-    assert summary["resumed_from_step"] == 0
-    assert [s for s, _ in ckpt.checkpoints(paths.asset_dir("stage1") / "checkpoints")] == [2, 4]
+    assert summary.resumed_from_step == 0
+    assert [s for s, _ in ckpt.checkpoints(paths.stage("stage1"))] == [2, 4]
 
 
 def test_nan_loss_stops_with_step_and_last_checkpoint(tiny_manifests, tmp_path, monkeypatch):
@@ -95,7 +98,7 @@ def test_nan_loss_stops_with_step_and_last_checkpoint(tiny_manifests, tmp_path, 
     message = str(err.value)
     assert "stage1: loss_G1 is" in message and "at step" in message and "last good checkpoint" in message
     step = int(message.split("at step ")[1].split(";")[0])
-    expected = "none" if step <= 2 else str(paths.asset_dir("stage1") / "checkpoints")
+    expected = "none" if step <= 2 else str(paths.stage("stage1").checkpoints)
     assert expected in message
     import mlflow
 
@@ -108,12 +111,12 @@ def test_checkpoints_load_without_pickle_and_describe_themselves(tiny_manifests,
     paths = ProjectPaths(root)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{root}/mlflow.db")
     summary = train_stage("stage1", load_params(paths.params_file), paths, progress=False)
-    step, path = ckpt.checkpoints(paths.asset_dir("stage1") / "checkpoints")[-1]
+    step, path = ckpt.checkpoints(paths.stage("stage1"))[-1]
     state = torch.load(path, weights_only=True)  # plain tensors and Python values only
     assert state["step"] == step == 8 and state["stage"] == "stage1"
     assert set(state["models"]) == {"g1"} and set(state["optimizers"]) == {"g1"}
     assert state["params"]["stage1"]["steps"] == 8 and state["params"]["base"]["seed"] == 1234
-    assert state["code_version"]["code_hash"] == ckpt.code_hash() and "git_commit" in state["code_version"]
+    assert state["code_version"]["code_hash"] == code_hash("stage1") and "git_commit" in state["code_version"]
     assert isinstance(state["rng"]["torch"], torch.Tensor) and len(state["history"]) == 8
 
     class Evil:
@@ -121,25 +124,25 @@ def test_checkpoints_load_without_pickle_and_describe_themselves(tiny_manifests,
             return (os.system, ("echo pwned",))
 
     evil = path.with_name("step-00000009.pt")
-    torch.save({"format": ckpt.FORMAT, "step": 9, "payload": Evil()}, evil)
+    torch.save({"format": ckpt.CHECKPOINT_FORMAT, "step": 9, "payload": Evil()}, evil)
     with pytest.raises(Exception, match="Weights only load failed|Unsupported global"):
         ckpt.load_checkpoint(evil)
-    _, best, stale = ckpt.latest_matching(evil.parent, state["fingerprint"])
+    _, best, stale = ckpt.latest_matching(paths.stage("stage1"), state["fingerprint"])
     assert best["step"] == 8 and evil in stale  # never resumed from
 
     # MLflow: one run per stage, tagged, with losses, grids and weights
     import mlflow
 
-    run = mlflow.get_run(summary["mlflow_run_id"])
+    run = mlflow.get_run(summary.mlflow_run_id)
     assert run.info.run_name == "stage1" and run.info.status == "FINISHED"
     assert {"dagster.run_id", "git.commit", "manifest.hash"} <= set(run.data.tags)
-    assert run.data.tags["manifest.hash"] == summary["manifest_hash"]
+    assert run.data.tags["manifest.hash"] == summary.manifest_hash
     assert run.data.params["stage1.steps"] == "8"
     history = mlflow.MlflowClient().get_metric_history(run.info.run_id, "loss_G1")
     assert [m.step for m in history] == list(range(1, 9))
     artifacts = {a.path for a in mlflow.MlflowClient().list_artifacts(run.info.run_id)}
     assert {"samples", "weights", "losses.png"} <= artifacts
-    assert (paths.asset_dir("stage1") / "samples" / "latest.png").is_file()
+    assert paths.stage("stage1").latest_sample.is_file()
 
 
 def test_each_project_logs_to_its_own_store_in_one_process(tiny_manifests, tmp_path, monkeypatch):
@@ -155,5 +158,5 @@ def test_each_project_logs_to_its_own_store_in_one_process(tiny_manifests, tmp_p
         summaries[name] = (root, train_stage("stage1", load_params(paths.params_file), paths, progress=False))
         assert "MLFLOW_TRACKING_URI" not in os.environ
     for root, summary in summaries.values():
-        assert summary["tracking_uri"] == f"sqlite:///{root.resolve() / 'mlflow.db'}"
-        assert MlflowClient(summary["tracking_uri"]).get_run(summary["mlflow_run_id"]).info.status == "FINISHED"
+        assert summary.tracking_uri == f"sqlite:///{root.resolve() / 'mlflow.db'}"
+        assert MlflowClient(summary.tracking_uri).get_run(summary.mlflow_run_id).info.status == "FINISHED"
