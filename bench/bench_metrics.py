@@ -65,9 +65,14 @@ def _skimage_call(g: np.ndarray, t: np.ndarray, protocol: str) -> float:
         return structural_similarity(t, g, channel_axis=-1)
     if protocol == "gaussian":
         return structural_similarity(
-            t, g, channel_axis=-1, gaussian_weights=True, sigma=1.5, use_sample_covariance=False,
+            t,
+            g,
+            channel_axis=-1,
+            gaussian_weights=True,
+            sigma=1.5,
+            use_sample_covariance=False,
             data_range=float(g.max()) - float(g.min()),
-        )  # fmt: skip
+        )
     return structural_similarity(t / 255.0, g / 255.0, channel_axis=-1, data_range=1, win_size=51)
 
 

@@ -13,7 +13,8 @@ To read the numbers on a shared machine: ``cpu_share_of_other_processes``, in th
 phase and in the whole run (above a few percent the run was disturbed: another process holding
 a core stalls every 2-thread parallel region by milliseconds, so 2-thread rates collapse and
 the best repeat is the one to read, while 1-thread rates barely move), and ``alloc_floor``: the
-rate of merely allocating the zeroed maps output. A buffer above glibc's 32 MB mmap ceiling (128×64 at batch 256, 256×256
+rate of merely allocating the zeroed maps output. A buffer above glibc's 32 MB mmap ceiling (128×64
+at batch 256, 256×256
 from batch 32) comes back as fresh pages on every call, and faulting them in bounds those
 batches whatever the drawing costs.
 """
@@ -37,8 +38,8 @@ if str(ROOT) not in sys.path:  # for tests.pose.reference_maps (tests/ is a plai
     sys.path.insert(0, str(ROOT))
 
 from pg2_pipeline.data.annotations import keypoints_array, standard_file  # noqa: E402
-from pg2_pipeline.skeleton import NUM_JOINTS  # noqa: E402
 from pg2_pipeline.pose.maps import pose_maps_and_masks  # noqa: E402
+from pg2_pipeline.skeleton import NUM_JOINTS  # noqa: E402
 from tests.pose import reference_maps  # noqa: E402
 
 TARGET_PAIRS_PER_S = 20_000

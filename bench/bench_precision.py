@@ -7,7 +7,8 @@
 Both runs use the real training loader over ``assets/manifests`` (same pairs, same order, same
 initial weights) and the real stage-1 update (``Stage1.step``); only the autocast dtype differs (fp32 is the
 baseline). Afterwards both generators are scored **in fp32** on the same fixed test pairs with the
-evaluation code (pose-mask L1, L1, SSIM ``pg2``, mask-SSIM with the loader's PG² pose masks), so any difference comes from training in
+evaluation code (pose-mask L1, L1, SSIM ``pg2``, mask-SSIM with the loader's PG² pose masks), so any
+difference comes from training in
 bf16, not from inference precision. The JSON holds the loss curves (every ``--log-every`` steps),
 the final scores, the deltas bf16 − fp32 and the images/s of each run.
 """
@@ -36,8 +37,9 @@ from pg2_pipeline.train.stage1 import Stage1
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def train(loader: PairLoader, steps: int, base_channels: int, lr: float, seed: int,
-          amp: torch.dtype | None, log_every: int) -> tuple[torch.nn.Module, list[dict], float]:  # fmt: skip
+def train(
+    loader: PairLoader, steps: int, base_channels: int, lr: float, seed: int, amp: torch.dtype | None, log_every: int
+) -> tuple[torch.nn.Module, list[dict], float]:
     torch.manual_seed(seed)
     g1 = build_generator("g1", height=loader.height, width=loader.width, base_channels=base_channels)
     g1 = g1.to(memory_format=torch.channels_last)
@@ -84,7 +86,9 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     paths = ProjectPaths(args.project)
     if not paths.manifest_table("train").is_file():
-        raise SystemExit(f"no training manifest {paths.manifest_table('train')}: run `make demo` first (or pass --project DIR)")
+        raise SystemExit(
+            f"no training manifest {paths.manifest_table('train')}: run `make demo` first (or pass --project DIR)"
+        )
     torch.set_num_threads(args.threads)
     keep_large_allocations()  # as training does
     torch.use_deterministic_algorithms(True, warn_only=True)
@@ -99,15 +103,28 @@ def main(argv: list[str] | None = None) -> None:
         runs[name] = {"images_per_s": round(ips, 2), "loss_curve": curve, "test": score(g1, test_batches)}
     delta = {k: round(runs["bf16"]["test"][k] - runs["fp32"]["test"][k], 5) for k in runs["fp32"]["test"]}
     rel = {k: round(delta[k] / abs(runs["fp32"]["test"][k]), 4) for k in delta if runs["fp32"]["test"][k]}
-    print(json.dumps({
-        "benchmark": "bf16 autocast vs fp32, stage 1 (G1) from one seed",
-        "manifests": str(paths.asset_dir("manifests")), "steps": args.steps, "batch": args.batch,
-        "base_channels": args.base_channels, "lr": args.lr, "image_size": [loader.height, loader.width],
-        "train_pairs": len(loader.pairs), "eval_pairs": sum(len(b) for b in test_batches),
-        "threads": args.threads, "loadavg": [round(x, 2) for x in os.getloadavg()],
-        "runs": runs, "delta_bf16_minus_fp32": delta, "relative_delta": rel,
-        "speedup_bf16": round(runs["bf16"]["images_per_s"] / runs["fp32"]["images_per_s"], 2),
-    }, indent=2))  # fmt: skip
+    print(
+        json.dumps(
+            {
+                "benchmark": "bf16 autocast vs fp32, stage 1 (G1) from one seed",
+                "manifests": str(paths.asset_dir("manifests")),
+                "steps": args.steps,
+                "batch": args.batch,
+                "base_channels": args.base_channels,
+                "lr": args.lr,
+                "image_size": [loader.height, loader.width],
+                "train_pairs": len(loader.pairs),
+                "eval_pairs": sum(len(b) for b in test_batches),
+                "threads": args.threads,
+                "loadavg": [round(x, 2) for x in os.getloadavg()],
+                "runs": runs,
+                "delta_bf16_minus_fp32": delta,
+                "relative_delta": rel,
+                "speedup_bf16": round(runs["bf16"]["images_per_s"] / runs["fp32"]["images_per_s"], 2),
+            },
+            indent=2,
+        )
+    )
 
 
 if __name__ == "__main__":

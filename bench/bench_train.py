@@ -6,7 +6,8 @@
 
 For each configuration (resolution × base width C) and stage (``stage1`` = one G1 update,
 ``stage2`` = frozen G1 forward + one G2 update + one D update) it times the real step functions
-of the stage objects (``pg2_pipeline.train.stage1`` / ``stage2``) in three modes: ``fp32`` (contiguous NCHW, the baseline),
+of the stage objects (``pg2_pipeline.train.stage1`` / ``stage2``) in three modes: ``fp32``
+(contiguous NCHW, the baseline),
 ``fp32_cl`` (channels_last) and ``bf16_cl`` (bf16 autocast + channels_last). FLOPs come from
 ``torch.utils.flop_counter.FlopCounterMode`` over one whole step (forward + backward of every
 network; the optimiser's element-wise work is not counted). Prints one JSON object.
@@ -60,10 +61,20 @@ CONFIGS = [
     Config("market_C128", 128, 64, 128, 10.0, "market", cpu_batch=2, cpu_iters=2, gpu_batch=16),
     Config("market_C32", 128, 64, 32, 10.0, "market", cpu_batch=8, cpu_iters=3, gpu_batch=16),
     # ~10 s per fp32 step on 2 cores: one timed step, no fp32_cl run.
-    Config("deepfashion_C128", 256, 256, 128, 50.0, "deepfashion", cpu_batch=1, cpu_iters=1,
-           gpu_batch=4, in_quick=False, cpu_modes=("fp32", "bf16_cl")),  # fmt: skip
-    Config("deepfashion_C32", 256, 256, 32, 50.0, "deepfashion", cpu_batch=2, cpu_iters=1,
-           gpu_batch=8),  # fmt: skip
+    Config(
+        "deepfashion_C128",
+        256,
+        256,
+        128,
+        50.0,
+        "deepfashion",
+        cpu_batch=1,
+        cpu_iters=1,
+        gpu_batch=4,
+        in_quick=False,
+        cpu_modes=("fp32", "bf16_cl"),
+    ),
+    Config("deepfashion_C32", 256, 256, 32, 50.0, "deepfashion", cpu_batch=2, cpu_iters=1, gpu_batch=8),
 ]
 MALLOC_ENV = ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "LD_PRELOAD")
 # mode -> (autocast dtype, memory format)
@@ -109,8 +120,9 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def bench_one(cfg: Config, stage: str, device: torch.device, batch_size: int, iters: int,
-              warmup: int, modes: list[str]) -> list[dict]:  # fmt: skip
+def bench_one(
+    cfg: Config, stage: str, device: torch.device, batch_size: int, iters: int, warmup: int, modes: list[str]
+) -> list[dict]:
     step, nets = make_step(cfg, stage, device)
     base = synthetic_batch(cfg, batch_size, device)
     flops = None
@@ -201,9 +213,7 @@ def main(argv: list[str] | None = None) -> None:
     for cfg in configs:
         batch_size = args.batch or (cfg.gpu_batch if on_gpu else cfg.cpu_batch)
         iters = args.iters or (10 if on_gpu else 1 if args.quick else cfg.cpu_iters)
-        cfg_modes = modes if on_gpu or cfg.cpu_modes is None or args.modes else [
-            m for m in modes if m in cfg.cpu_modes
-        ]  # fmt: skip
+        cfg_modes = modes if on_gpu or cfg.cpu_modes is None or args.modes else [m for m in modes if m in cfg.cpu_modes]
         warmup = 3 if on_gpu else 1
         for stage in ("stage1", "stage2"):
             results += bench_one(cfg, stage, device, batch_size, iters, warmup, cfg_modes)
@@ -211,11 +221,12 @@ def main(argv: list[str] | None = None) -> None:
     speedups = {}
     for row in results:
         if row["mode"] != "fp32" and "fp32" in modes:
-            base = next(r for r in results if r["config"] == row["config"]
-                        and r["stage"] == row["stage"] and r["mode"] == "fp32")  # fmt: skip
-            speedups[f"{row['config']}/{row['stage']}/{row['mode']}"] = round(
-                base["s_per_iter"] / row["s_per_iter"], 2
+            base = next(
+                r
+                for r in results
+                if r["config"] == row["config"] and r["stage"] == row["stage"] and r["mode"] == "fp32"
             )
+            speedups[f"{row['config']}/{row['stage']}/{row['mode']}"] = round(base["s_per_iter"] / row["s_per_iter"], 2)
     params = {
         c.name: {
             "g1": count_parameters(G1(c.height, c.width, c.base_channels)),

@@ -25,11 +25,11 @@ import cv2
 import numpy as np
 
 from pg2_pipeline.data.annotations import keypoints_array, standard_file
-from pg2_pipeline.datasets import dataset_spec
 from pg2_pipeline.data.names import parse_fashion_flat
 from pg2_pipeline.data.twin import appearance, scene
 from pg2_pipeline.data.twin.plan import TwinImage, _market_name
 from pg2_pipeline.data.twin.render import encode_jpeg, render_twin_image, render_twin_rgb
+from pg2_pipeline.datasets import dataset_spec
 
 TARGET = 1000.0  # images/s per core at 128x64 (render + encode)
 SEED, QUALITY = 1234, 95
@@ -78,8 +78,11 @@ def bench(dataset: str, n: int, repeats: int) -> dict:
             scene.market_scene(SEED, it.camera, spec.height, spec.width)
         else:
             scene.studio_scene(SEED, scene.studio_preset(SEED, it.person_id), spec.height, spec.width)
-    background = render_twin_rgb(TwinImage("bg", "", "train", "bg", 1 if dataset == "market" else None,
-                                           np.full((18, 2), -1, np.float32)), dataset, SEED)  # fmt: skip
+    background = render_twin_rgb(
+        TwinImage("bg", "", "train", "bg", 1 if dataset == "market" else None, np.full((18, 2), -1, np.float32)),
+        dataset,
+        SEED,
+    )
 
     def naive(it: TwinImage) -> bytes:
         scene.market_scene.cache_clear()

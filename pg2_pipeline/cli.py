@@ -1,12 +1,12 @@
 """The ``pg2`` command.
 
-    pg2 materialize ASSET [ASSET ...]   materialize assets in the project's Dagster instance
-                                        (what every DVC stage runs)
-    pg2 demo                            the README's main job: `dvc repro` + a report
-    pg2 report                          what the pipeline has made so far, and where
-    pg2 params                          print the resolved parameters (after overrides)
-    pg2 generate --model URI --image person.jpg (--pose pose.json | --pose-from other.jpg) -o out.png
-                                        pose transfer with a registered generator
+pg2 materialize ASSET [ASSET ...]   materialize assets in the project's Dagster instance
+                                    (what every DVC stage runs)
+pg2 demo                            the README's main job: `dvc repro` + a report
+pg2 report                          what the pipeline has made so far, and where
+pg2 params                          print the resolved parameters (after overrides)
+pg2 generate --model URI --image person.jpg (--pose pose.json | --pose-from other.jpg) -o out.png
+                                    pose transfer with a registered generator
 """
 
 from __future__ import annotations
@@ -110,7 +110,9 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("report", help="print what the pipeline has made so far")
     sub.add_parser("params", help="print the resolved parameters")
     g = sub.add_parser("generate", help="pose transfer with a registered generator")
-    g.add_argument("--model", required=True, help="models:/<name>@<alias>, models:/<name>/<version> or runs:/<id>/generator")
+    g.add_argument(
+        "--model", required=True, help="models:/<name>@<alias>, models:/<name>/<version> or runs:/<id>/generator"
+    )
     g.add_argument("--image", required=True, help="photo of the person (any size: cropped around the person)")
     target = g.add_mutually_exclusive_group(required=True)
     target.add_argument("--pose", help='target pose JSON: {"size": [H, W], "keypoints": [[y, x] x 18]}')

@@ -243,8 +243,7 @@ def _resolve_overrides(section: Any, name: str, base: BaseParams, cls: type, sou
             for k in values:
                 if k not in valid:
                     raise ParamsError(
-                        f"{source}: unknown key '{name}.{block}.{key}.{k}' "
-                        f"(expected one of {', '.join(sorted(valid))})"
+                        f"{source}: unknown key '{name}.{block}.{key}.{k}' (expected one of {', '.join(sorted(valid))})"
                     )
         section.update(overrides.get(selected) or {})
     return section

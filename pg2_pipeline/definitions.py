@@ -9,7 +9,16 @@ from dagster import AssetSelection, Definitions, define_asset_job, in_process_ex
 from pg2_pipeline.orchestration import data, evaluation, pose, training
 from pg2_pipeline.orchestration.resources import ProjectResource
 
-ASSETS = [data.twin, data.image_index, pose.keypoints, pose.pairs, training.manifests, training.stage1, training.stage2, evaluation.evaluation]
+ASSETS = [
+    data.twin,
+    data.image_index,
+    pose.keypoints,
+    pose.pairs,
+    training.manifests,
+    training.stage1,
+    training.stage2,
+    evaluation.evaluation,
+]
 
 pipeline_job = define_asset_job(
     "pg2_pipeline",

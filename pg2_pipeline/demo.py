@@ -34,7 +34,7 @@ def generate_example(root: Path) -> None:
     target = viz.read_rgb(dataset_root / row["to_path"])
     tiles = ((viz.read_rgb(condition), "condition"), (out, "generated"), (target, "target"))
     fileio.write_png(demo.example, viz.grid([viz.label(viz.upscale(im, 3), t) for im, t in tiles], cols=3))
-    rel = (lambda p: p.relative_to(paths.root) if p.is_relative_to(paths.root) else p)
+    rel = lambda p: p.relative_to(paths.root) if p.is_relative_to(paths.root) else p
     print("\n==> pose transfer with the registered model (the same as):")
     print(f"    pg2 generate --model {uri} --image {rel(condition)} \\")
     print(f"        --pose {rel(demo.target_pose)} -o {rel(output)}")

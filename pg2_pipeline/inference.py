@@ -62,17 +62,24 @@ def read_pose_file(path: str | Path, model_hw: tuple[int, int]) -> np.ndarray:
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise InferenceError(f"{path}: not a JSON pose file ({exc})") from None
     if not isinstance(data, dict) or "keypoints" not in data:
-        raise InferenceError(f"{path}: expected an object with 'keypoints' (18 [y, x] pairs) and optional 'size' [height, width]")
+        raise InferenceError(
+            f"{path}: expected an object with 'keypoints' (18 [y, x] pairs) and optional 'size' [height, width]"
+        )
     kp = data["keypoints"]
     if not isinstance(kp, list) or len(kp) != NUM_JOINTS or not all(isinstance(p, list) and len(p) == 2 for p in kp):
-        raise InferenceError(f"{path}: 'keypoints' must hold {NUM_JOINTS} [y, x] pairs (OpenPose-18 order), got {str(kp)[:80]}")
+        raise InferenceError(
+            f"{path}: 'keypoints' must hold {NUM_JOINTS} [y, x] pairs (OpenPose-18 order), got {str(kp)[:80]}"
+        )
     try:
         yx = np.array(kp, dtype=np.float32)
     except (TypeError, ValueError):
         raise InferenceError(f"{path}: 'keypoints' must be numbers") from None
     bad = [i for i, point in enumerate(yx) if not np.isfinite(point).all()]
     if bad:
-        raise InferenceError(f"{path}: 'keypoints' must be finite numbers, joints {bad} are not (NaN or infinity); -1 marks a missing joint")
+        raise InferenceError(
+            f"{path}: 'keypoints' must be finite numbers, joints {bad} are not (NaN or infinity); "
+            "-1 marks a missing joint"
+        )
     size = data.get("size", list(model_hw))
     if not (isinstance(size, list) and len(size) == 2 and all(isinstance(s, (int, float)) and s > 0 for s in size)):
         raise InferenceError(f"{path}: 'size' must be [height, width] in pixels, got {size!r}")
@@ -101,7 +108,9 @@ def crop_to_frame(image: np.ndarray, yx: np.ndarray, model_hw: tuple[int, int]) 
     scale = h / box_h
     # affine map from the image to the model frame: scale, then centre the box
     m = np.array([[scale, 0, w / 2 - cx * scale], [0, scale, h / 2 - cy * scale]], np.float32)
-    crop = cv2.warpAffine(image, m, (w, h), flags=cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)
+    crop = cv2.warpAffine(
+        image, m, (w, h), flags=cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE
+    )
     out = np.full_like(yx, MISSING)
     out[vis, 0] = yx[vis, 0] * scale + m[1, 2]
     out[vis, 1] = yx[vis, 1] * scale + m[0, 2]
@@ -121,11 +130,16 @@ class PoseTransfer:
 
             use_tracking_uri(tracking_uri)
         if not model_uri.startswith(("models:/", "runs:/")) and not Path(model_uri).exists():
-            raise ModelNotFoundError(f"'{model_uri}' is not a model URI (expected models:/<name>@<alias>, models:/<name>/<version> or a model folder)")
+            raise ModelNotFoundError(
+                f"'{model_uri}' is not a model URI "
+                "(expected models:/<name>@<alias>, models:/<name>/<version> or a model folder)"
+            )
         try:
             self.model = mlflow.pyfunc.load_model(model_uri)
         except MlflowException as exc:
-            raise ModelNotFoundError(f"cannot load {model_uri}: {exc.message} (tracking store {mlflow.get_tracking_uri()})") from None
+            raise ModelNotFoundError(
+                f"cannot load {model_uri}: {exc.message} (tracking store {mlflow.get_tracking_uri()})"
+            ) from None
         metadata = self.model.metadata.metadata or {}
         if "image_size" not in metadata:
             raise ModelNotFoundError(f"{model_uri} is not a pg2-pipeline generator (no image_size in its metadata)")
@@ -144,7 +158,9 @@ class PoseTransfer:
             self._estimator = BlazePoseEstimator()
         estimate = self._estimator.estimate(image)
         if not estimate.person_found or visible(estimate.yx).sum() < 4:
-            raise NoPersonError(f"{source}: no person found (BlazePose detected {int(visible(estimate.yx).sum())} joints)")
+            raise NoPersonError(
+                f"{source}: no person found (BlazePose detected {int(visible(estimate.yx).sum())} joints)"
+            )
         return estimate.yx
 
     def condition_frame(self, image: np.ndarray | str | Path, source: str = "condition image") -> np.ndarray:
@@ -156,7 +172,9 @@ class PoseTransfer:
         crop, _ = crop_to_frame(image, self._keypoints(image, source), self.size)
         return crop
 
-    def target_pose(self, pose: str | Path | None = None, pose_from: np.ndarray | str | Path | None = None) -> np.ndarray:
+    def target_pose(
+        self, pose: str | Path | None = None, pose_from: np.ndarray | str | Path | None = None
+    ) -> np.ndarray:
         """(18, 2) target keypoints in the model's frame from a pose file or another photo."""
         if (pose is None) == (pose_from is None):
             raise InferenceError("give exactly one target pose: a pose file or a photo to take it from")

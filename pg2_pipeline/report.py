@@ -65,7 +65,9 @@ def _pairs(paths: ProjectPaths) -> list[str]:
     return [
         f"train {s.pairs_per_split['train']} pairs{flips} over {s.identities_per_split['train']} identities; "
         f"test {s.pairs_per_split['test']} pairs ({s.test_protocol}) over {s.identities_per_split['test']} identities",
-        f"standard test pairs not usable here: {_counts(s.standard_unused)}" if s.test_protocol == "standard" else "test pairs mined",
+        f"standard test pairs not usable here: {_counts(s.standard_unused)}"
+        if s.test_protocol == "standard"
+        else "test pairs mined",
         f"histogram: {_rel(paths.pairs_histogram, paths.root)}",
     ]
 
@@ -74,7 +76,9 @@ def _manifests(paths: ProjectPaths) -> list[str]:
     s = S.read_optional(paths.summary("manifests"), S.ManifestsSummary)
     if not s:
         return []
-    splits = "; ".join(f"{k} {v.pairs} pairs / {v.images} images ({v.cache_bytes / 2**20:.0f} MiB cache)" for k, v in s.splits.items())
+    splits = "; ".join(
+        f"{k} {v.pairs} pairs / {v.images} images ({v.cache_bytes / 2**20:.0f} MiB cache)" for k, v in s.splits.items()
+    )
     return [f"{splits}; {s.image_size[0]}x{s.image_size[1]}", f"cache: {_rel(paths.cache.folder, paths.root)}"]
 
 
@@ -87,8 +91,10 @@ def _training(stage: str) -> Callable[[ProjectPaths], list[str]]:
         last = ", ".join(f"{k} {v:.3f}" for k, v in s.headline_losses("final").items())
         resumed = f" (resumed at {s.resumed_from_step})" if s.resumed_from_step else ""
         return [
-            f"{s.steps} steps{resumed} on {s.device} ({s.autocast}), {s.images_per_second:.1f} images/s; losses {first} -> {last}",
-            f"sample grid: {_rel(paths.stage(stage).latest_sample, paths.root)}; MLflow run {s.mlflow_run_id} ({s.mlflow_run_url})",
+            f"{s.steps} steps{resumed} on {s.device} ({s.autocast}), {s.images_per_second:.1f} images/s; "
+            f"losses {first} -> {last}",
+            f"sample grid: {_rel(paths.stage(stage).latest_sample, paths.root)}; "
+            f"MLflow run {s.mlflow_run_id} ({s.mlflow_run_url})",
         ]
 
     return describe

@@ -51,7 +51,9 @@ QUARANTINE = pa.schema(
 QUARANTINE_NAME = "quarantine"
 
 
-def write_table(table: pa.Table, schema: pa.Schema, name: str, path: str | Path, metadata: dict[str, Any] | None = None) -> Path:
+def write_table(
+    table: pa.Table, schema: pa.Schema, name: str, path: str | Path, metadata: dict[str, Any] | None = None
+) -> Path:
     """Casts ``table`` to ``schema`` (failing on a missing column) and writes it atomically with
     ``{"pg2.table": name, "pg2.meta": json(metadata)}`` in the schema metadata."""
     missing = [f.name for f in schema if f.name not in table.column_names]
@@ -97,7 +99,9 @@ def joints_yx(table: pa.Table, prefix: str = "") -> np.ndarray:
     list columns of a keypoint, annotation or manifest table."""
     n = table.num_rows
     ys, xs = (
-        np.asarray(table.column(f"{prefix}keypoints_{axis}").combine_chunks().flatten(), np.float32).reshape(n, NUM_JOINTS)
+        np.asarray(table.column(f"{prefix}keypoints_{axis}").combine_chunks().flatten(), np.float32).reshape(
+            n, NUM_JOINTS
+        )
         for axis in "yx"
     )
     return np.stack([ys, xs], axis=-1)

@@ -19,8 +19,8 @@ UI_URL = "http://127.0.0.1:5000"  # where `make ui` serves the MLflow UI
 def tracking_uri(params, root: Path) -> str:
     uri = os.environ.get("MLFLOW_TRACKING_URI") or params.mlflow.tracking_uri
     prefix = "sqlite:///"
-    if uri.startswith(prefix) and not uri[len(prefix):].startswith("/"):
-        uri = prefix + str((root / uri[len(prefix):]).resolve())
+    if uri.startswith(prefix) and not uri[len(prefix) :].startswith("/"):
+        uri = prefix + str((root / uri[len(prefix) :]).resolve())
     return uri
 
 
@@ -60,7 +60,11 @@ def log_step_metrics(run_id: str, pending: list[tuple[int, dict, float]]) -> Non
     from mlflow.entities import Metric
 
     now = int(time.time() * 1000)
-    metrics = [Metric(k, float(v), now, step) for step, result, ips in pending for k, v in {**result, "images_per_second": ips}.items()]
+    metrics = [
+        Metric(k, float(v), now, step)
+        for step, result, ips in pending
+        for k, v in {**result, "images_per_second": ips}.items()
+    ]
     for start in range(0, len(metrics), 1000):  # the store's batch limit
         MlflowClient().log_batch(run_id, metrics=metrics[start : start + 1000])
 

@@ -29,7 +29,11 @@ def build(cls: type, values: Any, name: str, source: str, error: type[ValueError
     extra = [k for k in values if k not in names]
     if extra:
         raise error(f"{source}: unknown key '{_join(name, extra[0])}' (expected one of {', '.join(names)})")
-    required = [f.name for f in dataclasses.fields(cls) if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
+    required = [
+        f.name
+        for f in dataclasses.fields(cls)
+        if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+    ]
     missing = [k for k in required if k not in values]
     if missing:
         raise error(f"{source}: missing key '{_join(name, missing[0])}' ({type_name(hints[missing[0]])})")

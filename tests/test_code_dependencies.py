@@ -9,9 +9,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import REPO
 from pg2_pipeline.paths import ASSET_NAMES
 from pg2_pipeline.provenance import CODE_DEPENDENCIES, MODEL_SOURCE, PLUMBING, files_of
+
+from conftest import REPO
 
 # The module each asset's Dagster adapter calls (its pure function lives there).
 ENTRY = {
@@ -22,7 +23,11 @@ ENTRY = {
     "manifests": ["pg2_pipeline.inputs.manifests"],
     "stage1": ["pg2_pipeline.train.loop", "pg2_pipeline.train.stage1"],
     "stage2": ["pg2_pipeline.train.loop", "pg2_pipeline.train.stage2"],
-    "evaluation": ["pg2_pipeline.evaluate.stage", "pg2_pipeline.registry.publish", "pg2_pipeline.registry.pyfunc_model"],
+    "evaluation": [
+        "pg2_pipeline.evaluate.stage",
+        "pg2_pipeline.registry.publish",
+        "pg2_pipeline.registry.pyfunc_model",
+    ],
 }
 PACKAGE_DATA = "pg2_pipeline/data/standard"  # Parquet tables, read with importlib.resources
 
@@ -97,10 +102,15 @@ def test_dvc_yaml_lists_the_map():
     stages = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
     assert set(stages) == set(CODE_DEPENDENCIES) == set(ASSET_NAMES)
     for name, stage in stages.items():
-        code = {d for d in stage["deps"] if d.startswith("pg2_pipeline")}
-        assert code == set(CODE_DEPENDENCIES[name]), f"dvc.yaml stage {name}: only in dvc.yaml {sorted(code - set(CODE_DEPENDENCIES[name]))}, only in the map {sorted(set(CODE_DEPENDENCIES[name]) - code)}"
+        code, mapped = {d for d in stage["deps"] if d.startswith("pg2_pipeline")}, set(CODE_DEPENDENCIES[name])
+        assert code == mapped, (
+            f"dvc.yaml stage {name}: only in dvc.yaml {sorted(code - mapped)}, only in the map {sorted(mapped - code)}"
+        )
 
 
 def test_the_logged_model_ships_what_it_imports():
-    imported = rel(closure(["pg2_pipeline.registry.pyfunc_model"])) - {"pg2_pipeline/registry/pyfunc_model.py", "pg2_pipeline/registry/__init__.py"}
+    imported = rel(closure(["pg2_pipeline.registry.pyfunc_model"])) - {
+        "pg2_pipeline/registry/pyfunc_model.py",
+        "pg2_pipeline/registry/__init__.py",
+    }
     assert imported == rel(files_of(MODEL_SOURCE, REPO))

@@ -16,13 +16,16 @@ import pytest
 from dagster import AssetKey, DagsterEventType, DagsterInstance
 from dagster_graphql import DagsterGraphQLClient
 
-from conftest import VENV_BIN, copy_project
 from pg2_pipeline.env import DAGSTER_YAML
 from pg2_pipeline.paths import ASSET_NAMES
 
+from conftest import VENV_BIN, copy_project
+
 pytestmark = pytest.mark.slow
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-RESTORE_SIGINT = "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); os.execvp(sys.argv[1], sys.argv[1:])"
+RESTORE_SIGINT = (
+    "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); os.execvp(sys.argv[1], sys.argv[1:])"
+)
 
 
 def free_port() -> int:
@@ -56,9 +59,23 @@ def stop(proc: subprocess.Popen) -> None:
 
 
 def screenshot(url: str, out: Path, profile: Path) -> None:
-    cmd = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-           "--disable-sync", "--no-first-run", "--disable-quic", f"--user-data-dir={profile}", "--window-size=1500,900",
-           "--hide-scrollbars", "--virtual-time-budget=20000", f"--screenshot={out}", url]  # fmt: skip
+    cmd = [
+        CHROMIUM,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        "--disable-quic",
+        f"--user-data-dir={profile}",
+        "--window-size=1500,900",
+        "--hide-scrollbars",
+        "--virtual-time-budget=20000",
+        f"--screenshot={out}",
+        url,
+    ]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         proc.wait(timeout=120)
@@ -78,13 +95,31 @@ def test_dagster_dev_runs_the_whole_chain_and_shows_the_lineage(tmp_path):
     env.pop("MLFLOW_TRACKING_URI", None)
     log = open(tmp_path / "dagster-dev.log", "w")
     server = subprocess.Popen(
-        [sys.executable, "-c", RESTORE_SIGINT, str(VENV_BIN / "dagster"), "dev", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)],
-        cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-c",
+            RESTORE_SIGINT,
+            str(VENV_BIN / "dagster"),
+            "dev",
+            "-w",
+            "workspace.yaml",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(port),
+        ],
+        cwd=root,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     try:
         wait_http(f"http://127.0.0.1:{port}/server_info", timeout=180)
         client = DagsterGraphQLClient("127.0.0.1", port_number=port, timeout=60)
-        run_id = client.submit_job_execution("pg2_pipeline", repository_location_name="pg2_pipeline", repository_name="__repository__")
+        run_id = client.submit_job_execution(
+            "pg2_pipeline", repository_location_name="pg2_pipeline", repository_name="__repository__"
+        )
         deadline = time.time() + 900
         while (status := client.get_run_status(run_id).value) not in ("SUCCESS", "FAILURE", "CANCELED"):
             assert time.time() < deadline, "the run did not finish in 15 minutes"
@@ -96,18 +131,34 @@ def test_dagster_dev_runs_the_whole_chain_and_shows_the_lineage(tmp_path):
             instance = DagsterInstance.get()
             for name in ASSET_NAMES:
                 assert instance.get_latest_materialization_event(AssetKey(name)) is not None, name
-            checks = [e.dagster_event.event_specific_data for e in instance.all_logs(run_id, of_type=DagsterEventType.ASSET_CHECK_EVALUATION)]
-            assert {c.check_name for c in checks} == {"quarantine_fraction", "coverage", "joints_in_bounds", "identities_disjoint",
-                                                      "no_self_pairs", "champion_gate"}  # fmt: skip
+            checks = [
+                e.dagster_event.event_specific_data
+                for e in instance.all_logs(run_id, of_type=DagsterEventType.ASSET_CHECK_EVALUATION)
+            ]
+            assert {c.check_name for c in checks} == {
+                "quarantine_fraction",
+                "coverage",
+                "joints_in_bounds",
+                "identities_disjoint",
+                "no_self_pairs",
+                "champion_gate",
+            }
             failed = [c.check_name for c in checks if not c.passed]
             assert not failed, f"checks failed: {failed}"
         finally:
             os.environ.pop("DAGSTER_HOME")
 
         if CHROMIUM is None:
-            pytest.skip("Chromium is not installed (scripts/ensure_chromium.sh could not install Debian's chromium): no lineage screenshot")
+            pytest.skip(
+                "Chromium is not installed (scripts/ensure_chromium.sh could not install Debian's chromium): "
+                "no lineage screenshot"
+            )
         shot = tmp_path / "lineage.png"
-        screenshot(f"http://127.0.0.1:{port}/assets/evaluation?view=lineage&lineageScope=upstream&lineageDepth=10", shot, tmp_path / "chromium-profile")
+        screenshot(
+            f"http://127.0.0.1:{port}/assets/evaluation?view=lineage&lineageScope=upstream&lineageDepth=10",
+            shot,
+            tmp_path / "chromium-profile",
+        )
         assert shot.is_file() and shot.stat().st_size > 20_000
         if os.environ.get("PG2_SAVE_SCREENSHOT"):
             shutil.copy(shot, os.environ["PG2_SAVE_SCREENSHOT"])

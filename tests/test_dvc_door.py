@@ -27,8 +27,15 @@ def ran(out: subprocess.CompletedProcess) -> list[str]:
 def repo(tmp_path_factory):
     root = copy_project(tmp_path_factory.mktemp("dvc") / "project")
     home = root / ".dagster_home"
-    env = {"DAGSTER_HOME": str(home), "PG2_PROJECT_DIR": str(root), "PATH": f"{VENV_BIN}{os.pathsep}{os.environ['PATH']}",
-           "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}  # fmt: skip
+    env = {
+        "DAGSTER_HOME": str(home),
+        "PG2_PROJECT_DIR": str(root),
+        "PATH": f"{VENV_BIN}{os.pathsep}{os.environ['PATH']}",
+        "GIT_AUTHOR_NAME": "t",
+        "GIT_AUTHOR_EMAIL": "t@t",
+        "GIT_COMMITTER_NAME": "t",
+        "GIT_COMMITTER_EMAIL": "t@t",
+    }
     saved = {k: os.environ.get(k) for k in (*env, "MLFLOW_TRACKING_URI")}
     os.environ.update(env)
     os.environ.pop("MLFLOW_TRACKING_URI", None)  # the project's own store (params), as for a user
@@ -94,7 +101,8 @@ import numpy as np, mlflow
 mlflow.set_tracking_uri("sqlite:///{root}/mlflow.db")
 model = mlflow.pyfunc.load_model("{uri}")
 h, w = model.metadata.metadata["image_size"]
-out = model.predict({{"condition": np.zeros((1, h, w, 3), np.uint8), "target_keypoints": np.full((1, 18, 2), -1, np.float32)}})
+condition, keypoints = np.zeros((1, h, w, 3), np.uint8), np.full((1, 18, 2), -1, np.float32)
+out = model.predict({{"condition": condition, "target_keypoints": keypoints}})
 print("generated", out.shape, out.dtype)
 """
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300, cwd="/")

@@ -8,11 +8,12 @@ from pathlib import Path
 import pytest
 from dagster import AssetKey, DagsterInstance, materialize
 
-from conftest import VENV_BIN, run, set_params
 from pg2_pipeline import summaries
 from pg2_pipeline.orchestration import data
 from pg2_pipeline.orchestration.resources import ProjectResource
 from pg2_pipeline.paths import ProjectPaths
+
+from conftest import VENV_BIN, run, set_params
 
 DVC = str(VENV_BIN / "dvc")
 DAGSTER = str(VENV_BIN / "dagster")
@@ -59,7 +60,9 @@ def test_blocking_quarantine_check_fails_the_run(project, tmp_path):
     evaluation = result.get_asset_check_evaluations()[0]
     assert not evaluation.passed and "quarantined" in evaluation.description
     # the pg2 CLI (what DVC runs) exits non-zero on the failed check
-    proc = __import__("subprocess").run([PG2, "materialize", "image_index"], cwd=project, capture_output=True, text=True)
+    proc = __import__("subprocess").run(
+        [PG2, "materialize", "image_index"], cwd=project, capture_output=True, text=True
+    )
     assert proc.returncode == 1
     assert "blocking asset check failed" in proc.stdout
 

@@ -12,12 +12,13 @@ import numpy as np
 import pytest
 from skimage import data as skdata
 
-from conftest import VENV_BIN
 from pg2_pipeline.config import load_params
 from pg2_pipeline.evaluate.stage import champion_gate
 from pg2_pipeline.inference import InferenceError, ModelNotFoundError, NoPersonError, PoseTransfer, read_pose_file
 from pg2_pipeline.paths import ProjectPaths
 from pg2_pipeline.registry.publish import publish_evaluation
+
+from conftest import VENV_BIN
 
 PG2 = str(VENV_BIN / "pg2")
 MODEL = "models:/pg2-generator@champion"
@@ -31,7 +32,9 @@ def registered(tiny_evaluated, tmp_path_factory):
     paths = ProjectPaths(root)
     params = load_params(paths.params_file)
     metrics = dataclasses.replace(summary.metrics, stage2={**summary.metrics.stage2, "mask_ssim": 1.0})
-    publish_evaluation(params, paths, dataclasses.replace(summary, gate=champion_gate(metrics)))  # the alias must exist here
+    publish_evaluation(
+        params, paths, dataclasses.replace(summary, gate=champion_gate(metrics))
+    )  # the alias must exist here
     photos = root / "photos"
     photos.mkdir()
     cv2.imwrite(str(photos / "astronaut.png"), cv2.cvtColor(skdata.astronaut(), cv2.COLOR_RGB2BGR))
@@ -41,7 +44,9 @@ def registered(tiny_evaluated, tmp_path_factory):
 
 
 def generate(root: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([PG2, "generate", "--model", MODEL, *args], cwd=root, capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [PG2, "generate", "--model", MODEL, *args], cwd=root, capture_output=True, text=True, timeout=300
+    )
 
 
 def pose_file(root: Path, **content) -> Path:
@@ -63,7 +68,15 @@ def test_generate_from_a_pose_file_and_from_a_photo(registered):
     assert image.shape == (128, 64, 3) and "wrote" in proc.stdout
     # target pose taken from a real photo with BlazePose, condition a photo of another size (cropped)
     out2 = registered / "out2.png"
-    proc = generate(registered, "--image", str(registered / "photos/astronaut.png"), "--pose-from", str(registered / "photos/astronaut.png"), "-o", str(out2))
+    proc = generate(
+        registered,
+        "--image",
+        str(registered / "photos/astronaut.png"),
+        "--pose-from",
+        str(registered / "photos/astronaut.png"),
+        "-o",
+        str(out2),
+    )
     assert proc.returncode == 0, proc.stderr
     assert cv2.imread(str(out2)).shape == (128, 64, 3)
 
@@ -95,7 +108,9 @@ def test_bad_pose_files_fail_clearly(registered, tmp_path):
     check(json.dumps({"points": []}), "expected an object with 'keypoints'")
     check(json.dumps({"keypoints": [[1, 2]] * 17}), "must hold 18 \\[y, x\\] pairs")
     check(json.dumps({"keypoints": [[-1, -1]] * 18}), "every joint is missing")
-    check(json.dumps({"keypoints": [[float("nan")] * 2] * 18}), "must be finite numbers, joints \\[0, 1, .*17\\] are not")
+    check(
+        json.dumps({"keypoints": [[float("nan")] * 2] * 18}), "must be finite numbers, joints \\[0, 1, .*17\\] are not"
+    )
     check(json.dumps({"keypoints": [[float("inf"), 3]] + STANDING[1:]}), "joints \\[0\\] are not \\(NaN or infinity\\)")
     check(json.dumps({"keypoints": STANDING, "size": [64]}), "'size' must be \\[height, width\\]")
     check(json.dumps({"keypoints": STANDING, "size": [50, 30]}), "outside the 50x30 frame")
@@ -107,11 +122,29 @@ def test_bad_pose_files_fail_clearly(registered, tmp_path):
 
 
 def test_unknown_model_or_alias(registered):
-    for uri, message in (("models:/no-such-model@champion", "cannot load models:/no-such-model@champion"),
-                         ("models:/pg2-generator@gold", "cannot load models:/pg2-generator@gold"),
-                         ("pg2-generator", "is not a model URI")):  # fmt: skip
-        proc = subprocess.run([PG2, "generate", "--model", uri, "--image", "photos/astronaut.png", "--pose-from", "photos/astronaut.png", "-o", "x.png"],
-                              cwd=registered, capture_output=True, text=True, timeout=300)  # fmt: skip
+    for uri, message in (
+        ("models:/no-such-model@champion", "cannot load models:/no-such-model@champion"),
+        ("models:/pg2-generator@gold", "cannot load models:/pg2-generator@gold"),
+        ("pg2-generator", "is not a model URI"),
+    ):
+        proc = subprocess.run(
+            [
+                PG2,
+                "generate",
+                "--model",
+                uri,
+                "--image",
+                "photos/astronaut.png",
+                "--pose-from",
+                "photos/astronaut.png",
+                "-o",
+                "x.png",
+            ],
+            cwd=registered,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         assert proc.returncode == 2 and message in proc.stderr, proc.stderr
 
 

@@ -1,6 +1,7 @@
 """`make ui` stops both servers, and everything they started, on SIGTERM (a process manager, `kill
 PID`) and on SIGINT (Ctrl-C, which the terminal sends to the whole foreground process group)."""
 
+import contextlib
 import os
 import signal
 import socket
@@ -71,11 +72,17 @@ def test_make_ui_leaves_nothing_behind(tmp_path, how):
     # line overrides the Makefile's project-local instance.
     make = subprocess.Popen(
         ["make", "-C", str(REPO), "-o", "setup", "ui", f"DAGSTER_HOME={tmp_path / 'dagster_home'}"],
-        env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-    )  # fmt: skip
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     try:
         deadline = time.time() + 180
-        while not (answers(f"http://127.0.0.1:{dagster_port}/server_info") and answers(f"http://127.0.0.1:{mlflow_port}/health")):
+        while not (
+            answers(f"http://127.0.0.1:{dagster_port}/server_info")
+            and answers(f"http://127.0.0.1:{mlflow_port}/health")
+        ):
             assert make.poll() is None, f"make ui exited early:\n{(tmp_path / 'ui.log').read_text()[-3000:]}"
             assert time.time() < deadline, "the servers did not answer within 180 s"
             time.sleep(1)
@@ -96,15 +103,15 @@ def test_make_ui_leaves_nothing_behind(tmp_path, how):
         while left and time.time() < deadline:  # ui.sh waited for its servers; allow reaping
             time.sleep(0.5)
             left = processes_with(marker)
-        assert not left, f"still running after make ui stopped: {[Path(f'/proc/{p}/cmdline').read_bytes()[:120] for p in left]}"
+        assert not left, (
+            f"still running after make ui stopped: {[Path(f'/proc/{p}/cmdline').read_bytes()[:120] for p in left]}"
+        )
         assert port_free(dagster_port) and port_free(mlflow_port)
         assert "stopping dagster dev" in (tmp_path / "ui.log").read_text()
     finally:
         for pid in processes_with(marker):
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
         if make.poll() is None:
             make.kill()
             make.wait()

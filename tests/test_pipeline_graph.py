@@ -6,13 +6,16 @@ import subprocess
 
 import yaml
 
-from conftest import REPO, VENV_BIN
 from pg2_pipeline.definitions import defs
 from pg2_pipeline.paths import ASSET_NAMES
 
+from conftest import REPO, VENV_BIN
+
 
 def dvc_graph() -> tuple[set[str], set[tuple[str, str]]]:
-    out = subprocess.run([str(VENV_BIN / "dvc"), "dag", "--dot"], cwd=REPO, capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        [str(VENV_BIN / "dvc"), "dag", "--dot"], cwd=REPO, capture_output=True, text=True, check=True
+    ).stdout
     nodes = set(re.findall(r'^"(\w+)";$', out, re.M))
     edges = set(re.findall(r'^"(\w+)" -> "(\w+)";$', out, re.M))
     return nodes, edges
@@ -21,7 +24,9 @@ def dvc_graph() -> tuple[set[str], set[tuple[str, str]]]:
 def dagster_graph() -> tuple[set[str], set[tuple[str, str]]]:
     graph = defs.resolve_asset_graph()
     nodes = {key.path[-1] for key in graph.get_all_asset_keys()}
-    edges = {(parent.path[-1], key.path[-1]) for key in graph.get_all_asset_keys() for parent in graph.get(key).parent_keys}
+    edges = {
+        (parent.path[-1], key.path[-1]) for key in graph.get_all_asset_keys() for parent in graph.get(key).parent_keys
+    }
     return nodes, edges
 
 
@@ -44,8 +49,16 @@ def test_every_stage_runs_its_own_asset_and_params_section():
 def test_assets_are_grouped_by_domain_and_described():
     graph = defs.resolve_asset_graph()
     groups = {key.path[-1]: graph.get(key).group_name for key in graph.get_all_asset_keys()}
-    assert groups == {"twin": "data", "image_index": "data", "keypoints": "pose", "pairs": "pose",
-                      "manifests": "training", "stage1": "training", "stage2": "training", "evaluation": "evaluation"}  # fmt: skip
+    assert groups == {
+        "twin": "data",
+        "image_index": "data",
+        "keypoints": "pose",
+        "pairs": "pose",
+        "manifests": "training",
+        "stage1": "training",
+        "stage2": "training",
+        "evaluation": "evaluation",
+    }
     for key in graph.get_all_asset_keys():
         assert len(graph.get(key).description or "") > 80, f"{key} needs a description written for users"
     job = defs.resolve_job_def("pg2_pipeline")

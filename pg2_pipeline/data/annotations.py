@@ -30,9 +30,7 @@ ANNOTATION_SCHEMA = pa.schema(
         pa.field("keypoints_x", pa.list_(pa.int16(), NUM_JOINTS), nullable=False),
     ]
 )
-PAIRS_SCHEMA = pa.schema(
-    [pa.field("from", pa.string(), nullable=False), pa.field("to", pa.string(), nullable=False)]
-)
+PAIRS_SCHEMA = pa.schema([pa.field("from", pa.string(), nullable=False), pa.field("to", pa.string(), nullable=False)])
 
 
 class AnnotationFormatError(ValueError):
@@ -67,9 +65,7 @@ def read_annotation_file(path: str | Path) -> pa.Table:
             line = line.rstrip("\r\n")
             if lineno == 1:
                 if line.replace(" ", "") != ANNOTATION_HEADER:
-                    raise AnnotationFormatError(
-                        f"{path}:1: expected the header '{ANNOTATION_HEADER}', got {line!r}"
-                    )
+                    raise AnnotationFormatError(f"{path}:1: expected the header '{ANNOTATION_HEADER}', got {line!r}")
                 continue
             if not line.strip():
                 continue

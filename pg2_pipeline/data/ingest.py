@@ -27,16 +27,16 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 from PIL import Image, UnidentifiedImageError
-from pg2_pipeline.progress import bar as progress_bar
 
-from pg2_pipeline.datasets import dataset_spec
+from pg2_pipeline import fileio, summaries, viz
 from pg2_pipeline.data.names import (
     MARKET_SPLIT_DIRS,
     BadNameError,
     parse_fashion_path,
     parse_market_name,
 )
-from pg2_pipeline import fileio, summaries, viz
+from pg2_pipeline.datasets import dataset_spec
+from pg2_pipeline.progress import bar as progress_bar
 from pg2_pipeline.schemas import IMAGE_INDEX, IMAGE_INDEX_NAME, QUARANTINE, QUARANTINE_NAME, write_table
 from pg2_pipeline.summaries import ImageIndexSummary
 
@@ -209,10 +209,18 @@ def _check_file(task: _Task, cand: Candidate) -> tuple[str, dict]:
     if task.check_size and (height, width) != (spec.height, spec.width):
         return bad("wrong_size", f"{height}x{width} (HxW), expected {spec.height}x{spec.width}")
     return "index", {
-        "image_id": image_id, "rel_path": cand.rel_path, "dataset": task.dataset, "split": cand.split,
-        "person_id": person_id, "camera": camera, "view": view, "height": height, "width": width,
-        "bytes": len(data), "content_hash": hashlib.sha256(data).hexdigest(),
-    }  # fmt: skip
+        "image_id": image_id,
+        "rel_path": cand.rel_path,
+        "dataset": task.dataset,
+        "split": cand.split,
+        "person_id": person_id,
+        "camera": camera,
+        "view": view,
+        "height": height,
+        "width": width,
+        "bytes": len(data),
+        "content_hash": hashlib.sha256(data).hexdigest(),
+    }
 
 
 def _check_chunk(args: tuple[_Task, list[Candidate]]) -> list[tuple[str, dict]]:
@@ -220,7 +228,9 @@ def _check_chunk(args: tuple[_Task, list[Candidate]]) -> list[tuple[str, dict]]:
     return [_check_file(task, c) for c in chunk]
 
 
-def ingest(root: Path, dataset: str, *, check_size: bool = True, workers: int = 1, progress: bool = True) -> IngestResult:
+def ingest(
+    root: Path, dataset: str, *, check_size: bool = True, workers: int = 1, progress: bool = True
+) -> IngestResult:
     """Indexes ``root``; see the module docstring."""
     candidates, missing = scan_dataset(root, dataset)
     task = _Task(str(root), dataset, check_size)
@@ -250,8 +260,14 @@ def ingest(root: Path, dataset: str, *, check_size: bool = True, workers: int = 
     if dupes:
         for r in rows:
             if r["image_id"] in dupes:
-                quarantined.append({"rel_path": r["rel_path"], "split": r["split"], "reason": "duplicate_id",
-                                    "detail": f"image id {r['image_id']} appears {counts[r['image_id']]} times"})  # fmt: skip
+                quarantined.append(
+                    {
+                        "rel_path": r["rel_path"],
+                        "split": r["split"],
+                        "reason": "duplicate_id",
+                        "detail": f"image id {r['image_id']} appears {counts[r['image_id']]} times",
+                    }
+                )
         rows = [r for r in rows if r["image_id"] not in dupes]
 
     rows.sort(key=lambda r: (r["split"], r["image_id"]))

@@ -47,13 +47,14 @@ class MarketName:
 def parse_market_name(name: str) -> MarketName:
     m = _MARKET_RE.match(name)
     if not m:
-        raise BadNameError(
-            f"'{name}' is not a Market-1501 file name (expected e.g. 0002_c1s1_000451_03.jpg)"
-        )
+        raise BadNameError(f"'{name}' is not a Market-1501 file name (expected e.g. 0002_c1s1_000451_03.jpg)")
     return MarketName(
-        person_id=m["pid"], camera=int(m["cam"]), sequence=int(m["seq"]),
-        frame=int(m["frame"]), box=int(m["box"]),
-    )  # fmt: skip
+        person_id=m["pid"],
+        camera=int(m["cam"]),
+        sequence=int(m["seq"]),
+        frame=int(m["frame"]),
+        box=int(m["box"]),
+    )
 
 
 @dataclass(frozen=True)
@@ -82,8 +83,7 @@ def parse_fashion_flat(name: str) -> FashionName:
     m = _FASHION_FLAT_RE.match(name)
     if not m:
         raise BadNameError(
-            f"'{name}' is not a flattened DeepFashion name "
-            "(expected e.g. fashionMENDenimid0000008001_1front.jpg)"
+            f"'{name}' is not a flattened DeepFashion name (expected e.g. fashionMENDenimid0000008001_1front.jpg)"
         )
     return _fashion(m)
 
@@ -92,17 +92,20 @@ def parse_fashion_path(path: str) -> FashionName:
     m = _FASHION_PATH_RE.match(path.replace("\\", "/"))
     if not m:
         raise BadNameError(
-            f"'{path}' is not a DeepFashion In-shop path "
-            "(expected e.g. img/MEN/Denim/id_00000080/01_1_front.jpg)"
+            f"'{path}' is not a DeepFashion In-shop path (expected e.g. img/MEN/Denim/id_00000080/01_1_front.jpg)"
         )
     return _fashion(m)
 
 
 def _fashion(m: re.Match) -> FashionName:
     return FashionName(
-        gender=m["gender"], category=m["category"], item_id=m["id"], item=m["item"],
-        pose=int(m["pose"]), view=m["view"],
-    )  # fmt: skip
+        gender=m["gender"],
+        category=m["category"],
+        item_id=m["id"],
+        item=m["item"],
+        pose=int(m["pose"]),
+        view=m["view"],
+    )
 
 
 def fashion_path_to_flat(path: str) -> str:

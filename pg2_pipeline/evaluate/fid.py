@@ -28,7 +28,8 @@ Protocol ``FID_PROTOCOL`` (the TTUR / TensorFlow FID, which pytorch-fid ports):
   from two symmetric eigendecompositions (eigenvalues clipped at zero), several times faster at
   2048-d (on 2 shared CPU cores: ~5 s against ~45 s for sqrtm).
 * **Real set**: the caller passes the *training* images of the dataset (the
-  protocol of PG² and its successors; README, "Metric protocols"), at the size the model generates; the generated set is the test
+  protocol of PG² and its successors; README, "Metric protocols"), at the size the model generates;
+  the generated set is the test
   pairs' outputs. Stats are saved with their protocol string and refuse to mix with another's.
 """
 
@@ -238,9 +239,7 @@ class FIDStats:
         return self.scatter / (self.n - 1)
 
     @classmethod
-    def from_features(
-        cls, batches: Iterable[Tensor], dim: int | None = None, protocol: str = FID_PROTOCOL
-    ) -> FIDStats:
+    def from_features(cls, batches: Iterable[Tensor], dim: int | None = None, protocol: str = FID_PROTOCOL) -> FIDStats:
         """Stats of (b, d) feature batches; ``d`` defaults to the first batch's."""
         stats = None
         for f in batches:

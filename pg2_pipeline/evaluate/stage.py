@@ -12,16 +12,19 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import torch
-from pg2_pipeline.progress import bar as progress_bar
 
 from pg2_pipeline import fileio, summaries
 from pg2_pipeline.evaluate import metrics as M
-from pg2_pipeline.evaluate.inception_score import UNAVAILABLE_REASON, Unavailable, inception_score, load_inception_logits
+from pg2_pipeline.evaluate.inception_score import (
+    UNAVAILABLE_REASON,
+    Unavailable,
+    inception_score,
+    load_inception_logits,
+)
 from pg2_pipeline.evaluate.pckh import PCKhCounts, pckh, pckh_score
 from pg2_pipeline.evaluate.report import curves_csv, curves_picture, examples_picture, markdown_table, metric_curves
 from pg2_pipeline.imaging import to_numpy_hwc, to_uint8
@@ -30,6 +33,7 @@ from pg2_pipeline.inputs.loader import PairLoader
 from pg2_pipeline.inputs.manifests import read_manifest
 from pg2_pipeline.models.pg2 import PG2
 from pg2_pipeline.pose.maps import pose_masks
+from pg2_pipeline.progress import bar as progress_bar
 from pg2_pipeline.runtime import resolve_device
 from pg2_pipeline.summaries import ChampionGate, EvaluationMetrics, EvaluationSummary
 
@@ -70,7 +74,9 @@ def champion_gate(metrics: EvaluationMetrics) -> ChampionGate:
     reason = f"mask-SSIM {value:.4f} {'>' if passed else '<='} copy baseline {baseline:.4f}: " + (
         "promoted to @champion" if passed else "registered without the champion alias"
     )
-    return ChampionGate(passed=passed, metric="mask_ssim", value=value, baseline="copy", baseline_value=baseline, reason=reason)
+    return ChampionGate(
+        passed=passed, metric="mask_ssim", value=value, baseline="copy", baseline_value=baseline, reason=reason
+    )
 
 
 def build_evaluation(params, paths, *, progress: bool = True) -> EvaluationSummary:
@@ -89,7 +95,7 @@ def build_evaluation(params, paths, *, progress: bool = True) -> EvaluationSumma
     acc = _Accumulator()
     lpips_net = _lpips(cfg, device)
     fid_features = _fid_features(cfg, device)
-    fid_gen = {m: None for m in METHODS}
+    fid_gen = dict.fromkeys(METHODS)
     is_net = load_inception_logits(cfg.inception_logits_weights, device) if cfg.inception_logits_weights else None
     logits: dict[str, list] = {f"{m}{suffix}": [] for m in METHODS for suffix in ("", "_mask")}
     estimator = _estimator(cfg)
@@ -208,8 +214,13 @@ def _fid(features, generated: dict, real_batches, results: dict) -> dict:
     real = FIDStats.from_features(features(b) for b in real_batches)
     for m in METHODS:
         results[m]["fid"] = round(fid(generated[m], real, method="eigh"), 4)
-    return {"enabled": True, "protocol": FID_PROTOCOL, "real_images": int(real.n), "real_set": "training images (tensor cache)",
-            "generated_images": int(generated["stage2"].n)}  # fmt: skip
+    return {
+        "enabled": True,
+        "protocol": FID_PROTOCOL,
+        "real_images": int(real.n),
+        "real_set": "training images (tensor cache)",
+        "generated_images": int(generated["stage2"].n),
+    }
 
 
 def _estimator(cfg):
@@ -257,7 +268,9 @@ def _inception(net, logits: dict, results: dict) -> None:
 def _mean(values: np.ndarray) -> float | str:
     finite = values[np.isfinite(values)]
     if len(finite) < len(values):
-        return f"inf ({len(values) - len(finite)} identical pairs)" if not len(finite) else round(float(finite.mean()), 4)
+        return (
+            f"inf ({len(values) - len(finite)} identical pairs)" if not len(finite) else round(float(finite.mean()), 4)
+        )
     return round(float(values.mean()), 4)
 
 

@@ -15,11 +15,11 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from pg2_pipeline.progress import bar as progress_bar
 
 from pg2_pipeline import fileio
 from pg2_pipeline.fileio import atomic_path
 from pg2_pipeline.paths import CachePaths
+from pg2_pipeline.progress import bar as progress_bar
 from pg2_pipeline.skeleton import MISSING, NUM_JOINTS, visible
 
 
@@ -59,9 +59,16 @@ def _fill(args: tuple[str, tuple[int, int, int, int], int, list[str]]) -> int:
 
 
 def build_cache(
-    folder: CachePaths, split: str, image_ids: list[str], paths: list[Path], keypoints: np.ndarray,
-    size_hw: tuple[int, int], meta: dict, workers: int = 1, progress: bool = True,
-) -> dict:  # fmt: skip
+    folder: CachePaths,
+    split: str,
+    image_ids: list[str],
+    paths: list[Path],
+    keypoints: np.ndarray,
+    size_hw: tuple[int, int],
+    meta: dict,
+    workers: int = 1,
+    progress: bool = True,
+) -> dict:
     """Writes the cache files of one split atomically; ``keypoints`` already at ``size_hw``."""
     n, (h, w) = len(image_ids), size_hw
     shape = (n, h, w, 3)
@@ -78,9 +85,8 @@ def build_cache(
             for job in jobs:
                 bar.update(_fill(job))
         bar.close()
-    with atomic_path(folder.keypoints(split)) as tmp:
-        with open(tmp, "wb") as fh:
-            np.save(fh, keypoints.astype(np.float32))
+    with atomic_path(folder.keypoints(split)) as tmp, open(tmp, "wb") as fh:
+        np.save(fh, keypoints.astype(np.float32))
     header = {"split": split, "shape": list(shape), "dtype": "uint8", "image_ids": image_ids, **meta}
     fileio.write_json(folder.header(split), header)
     return {"images": n, "bytes": int(np.prod(shape))}
@@ -115,6 +121,8 @@ class TensorCache:
             raise CacheError(f"{images_file}: expected {expected} bytes for {shape}, found {size}")
         keypoints = np.load(folder.keypoints(split))
         if keypoints.shape != (shape[0], NUM_JOINTS, 2):
-            raise CacheError(f"{folder.keypoints(split)}: shape {keypoints.shape}, expected {(shape[0], NUM_JOINTS, 2)}")
+            raise CacheError(
+                f"{folder.keypoints(split)}: shape {keypoints.shape}, expected {(shape[0], NUM_JOINTS, 2)}"
+            )
         images = np.memmap(images_file, dtype=np.uint8, mode="r", shape=shape)
         return cls(split, images, keypoints, header["image_ids"], header)

@@ -14,7 +14,6 @@ pose, whose left/right joints are swapped (:func:`~pg2_pipeline.skeleton.flip_ho
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -36,9 +35,16 @@ class PairLoader:
     """
 
     def __init__(
-        self, cache: TensorCache, pairs: np.ndarray, batch_size: int, *, seed: int = 0,
-        shuffle: bool = True, flip: bool = False, device: str | torch.device = "cpu",
-    ) -> None:  # fmt: skip
+        self,
+        cache: TensorCache,
+        pairs: np.ndarray,
+        batch_size: int,
+        *,
+        seed: int = 0,
+        shuffle: bool = True,
+        flip: bool = False,
+        device: str | torch.device = "cpu",
+    ) -> None:
         if pairs.ndim != 2 or pairs.shape[1] != 2:
             raise ValueError(f"pairs must be (P, 2) cache row indices, got shape {pairs.shape}")
         if len(pairs) == 0:

@@ -14,8 +14,6 @@ from pg2_pipeline import summaries
 from pg2_pipeline.datasets import dataset_spec
 from pg2_pipeline.inputs.cache import build_cache, scale_keypoints
 from pg2_pipeline.paths import SPLITS
-from pg2_pipeline.skeleton import NUM_JOINTS
-from pg2_pipeline.summaries import ManifestsSummary, SplitCounts
 from pg2_pipeline.schemas import (
     IMAGE_INDEX,
     IMAGE_INDEX_NAME,
@@ -30,7 +28,8 @@ from pg2_pipeline.schemas import (
     table_metadata,
     write_table,
 )
-
+from pg2_pipeline.skeleton import NUM_JOINTS
+from pg2_pipeline.summaries import ManifestsSummary, SplitCounts
 
 
 def _lists(values: np.ndarray) -> pa.Array:
@@ -74,9 +73,16 @@ def build_manifests(params, paths, progress: bool = True) -> ManifestsSummary:
         kps = scale_keypoints(kp_all[[kp_row[i] for i in image_ids]], src_hw, size_hw)
         meta = {"dataset": params.base.dataset, "dataset_root": str(root), "params_hash": params_hash}
         cache = build_cache(
-            paths.cache, split, image_ids, [root / rel_of[i] for i in image_ids], kps, size_hw, meta,
-            workers=params.image_index.workers, progress=progress,
-        )  # fmt: skip
+            paths.cache,
+            split,
+            image_ids,
+            [root / rel_of[i] for i in image_ids],
+            kps,
+            size_hw,
+            meta,
+            workers=params.image_index.workers,
+            progress=progress,
+        )
         f_idx = np.array([row_of[i] for i in froms], np.int32)
         t_idx = np.array([row_of[i] for i in tos], np.int32)
         table = pa.table(
@@ -96,8 +102,18 @@ def build_manifests(params, paths, progress: bool = True) -> ManifestsSummary:
                 "to_keypoints_x": _lists(kps[t_idx, :, 1]),
             }
         )
-        counts = {"pairs": table.num_rows, "images": len(image_ids), "identities": len(set(rows.column("person_id").to_pylist()))}
-        write_table(table, MANIFEST, MANIFEST_NAME, paths.manifest_table(split), {**meta, "split": split, "image_size": list(size_hw), **counts})
+        counts = {
+            "pairs": table.num_rows,
+            "images": len(image_ids),
+            "identities": len(set(rows.column("person_id").to_pylist())),
+        }
+        write_table(
+            table,
+            MANIFEST,
+            MANIFEST_NAME,
+            paths.manifest_table(split),
+            {**meta, "split": split, "image_size": list(size_hw), **counts},
+        )
         splits[split] = SplitCounts(**counts, cache_bytes=cache["bytes"])
     summary = ManifestsSummary(
         dataset=params.base.dataset,

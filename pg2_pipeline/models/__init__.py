@@ -1,8 +1,8 @@
 """PG² networks (G1, G2, D) and losses, with factories that fail loudly on unknown names.
 
-    g1 = build_generator("g1", height=128, width=64, base_channels=128)
-    g2 = build_generator("g2", height=128, width=64, base_channels=128)
-    d = build_discriminator("dcgan", height=128, width=64)
+g1 = build_generator("g1", height=128, width=64, base_channels=128)
+g2 = build_generator("g2", height=128, width=64, base_channels=128)
+d = build_discriminator("dcgan", height=128, width=64)
 """
 
 from __future__ import annotations

@@ -70,9 +70,7 @@ def init_tf_slim_(module: nn.Module) -> None:
 
 def conv_relu(in_channels: int, out_channels: int, kernel_size: int = 3, stride: int = 1):
     """slim.conv2d(..., activation_fn=tf.nn.relu) — the only layer type of G1 and G2."""
-    return nn.Sequential(
-        Conv2dSame(in_channels, out_channels, kernel_size, stride), nn.ReLU(inplace=True)
-    )
+    return nn.Sequential(Conv2dSame(in_channels, out_channels, kernel_size, stride), nn.ReLU(inplace=True))
 
 
 def encoder_depth(height: int, width: int) -> int:
@@ -84,8 +82,7 @@ def encoder_depth(height: int, width: int) -> int:
     factor = 2 ** (depth - 1)
     if width % factor:
         raise ValueError(
-            f"image width {width} must be divisible by {factor} (2^(N-1), N={depth} levels "
-            f"for height {height})"
+            f"image width {width} must be divisible by {factor} (2^(N-1), N={depth} levels for height {height})"
         )
     return depth
 
@@ -132,18 +129,14 @@ class G1(nn.Module):
         # Encoder level i: residual block at C·(i+1), then (not after the last level) a
         # stride-2 conv to C·(i+2).
         self.encoder = nn.ModuleList(ResidualBlock(C * (i + 1)) for i in range(N))
-        self.downsample = nn.ModuleList(
-            conv_relu(C * (i + 1), C * (i + 2), stride=2) for i in range(N - 1)
-        )
+        self.downsample = nn.ModuleList(conv_relu(C * (i + 1), C * (i + 2), stride=2) for i in range(N - 1))
         # Bottleneck: both FCs linear (activation_fn=None in the reference).
         self.to_z = nn.Linear(C * N * h * w, z_dim)
         self.from_z = nn.Linear(z_dim, C * h * w)
         # Decoder step idx concatenates the skip of encoder level N−1−idx, so its residual block
         # runs at C·(N+1) for idx 0 (C from the FC + C·N) and at 2·C·(N−idx) afterwards; then
         # nearest ×2 and a 1×1 conv + ReLU to C·(N−1−idx).
-        self.decoder = nn.ModuleList(
-            ResidualBlock(self._decoder_width(idx)) for idx in range(N)
-        )
+        self.decoder = nn.ModuleList(ResidualBlock(self._decoder_width(idx)) for idx in range(N))
         self.upsample = nn.ModuleList(
             nn.Sequential(
                 nn.Upsample(scale_factor=2, mode="nearest"),

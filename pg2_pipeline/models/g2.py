@@ -65,14 +65,9 @@ class G2(nn.Module):
         # Encoder level i: two conv+ReLU at C·(i+1) (the first widens from C·i, or from the
         # stem's C), then (not after the last level) a stride-2 conv+ReLU at the same width.
         self.encoder = nn.ModuleList(
-            nn.Sequential(
-                conv_relu(C * max(i, 1), C * (i + 1)), conv_relu(C * (i + 1), C * (i + 1))
-            )
-            for i in range(N)
+            nn.Sequential(conv_relu(C * max(i, 1), C * (i + 1)), conv_relu(C * (i + 1), C * (i + 1))) for i in range(N)
         )
-        self.downsample = nn.ModuleList(
-            conv_relu(C * (i + 1), C * (i + 1), stride=2) for i in range(N - 1)
-        )
+        self.downsample = nn.ModuleList(conv_relu(C * (i + 1), C * (i + 1), stride=2) for i in range(N - 1))
         # Decoder step idx: concat the skip of level N−1−idx (if kept), two conv+ReLU to C, then
         # (not after the last step) nearest ×2. At idx 0 the "skip" is the bottleneck itself,
         # so the reference concatenates the deepest level with itself (2·C·N channels).

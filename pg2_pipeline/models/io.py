@@ -46,7 +46,9 @@ def cpu_state(model: nn.Module) -> dict[str, torch.Tensor]:
 # ------------------------------------------------------------------------------ weights
 
 
-def save_model(files: StagePaths, name: str, model: nn.Module, config: dict[str, Any], kind: str | None = None) -> list[Path]:
+def save_model(
+    files: StagePaths, name: str, model: nn.Module, config: dict[str, Any], kind: str | None = None
+) -> list[Path]:
     """``<name>.safetensors`` and ``<name>.json`` (architecture ``kind`` and the constructor's
     arguments) in the stage folder; returns both paths."""
     with fileio.atomic_path(files.weights(name)) as tmp:

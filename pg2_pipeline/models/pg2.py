@@ -63,7 +63,9 @@ class PG2(nn.Module):
         if condition.ndim != 4 or condition.shape[1:] != (h, w, 3) or condition.dtype != np.uint8:
             raise ValueError(f"condition must be uint8 (N, {h}, {w}, 3), got {condition.dtype} {condition.shape}")
         if keypoints.shape != (condition.shape[0], NUM_JOINTS, 2):
-            raise ValueError(f"target_keypoints must be float32 (N, {NUM_JOINTS}, 2) matching condition, got {keypoints.shape}")
+            raise ValueError(
+                f"target_keypoints must be float32 (N, {NUM_JOINTS}, 2) matching condition, got {keypoints.shape}"
+            )
         device = next(self.parameters()).device
         image = imaging.from_uint8(imaging.from_numpy_hwc(condition, device))  # (N, 3, H, W)
         pose = to_network(pose_maps(torch.from_numpy(keypoints).to(device), h, w))  # (N, 18, H, W)
@@ -73,7 +75,9 @@ class PG2(nn.Module):
     # ------------------------------------------------------------------------- loading
 
     @classmethod
-    def from_stage_folders(cls, stage1: StagePaths, stage2: StagePaths | None = None, device: str | torch.device = "cpu") -> PG2:
+    def from_stage_folders(
+        cls, stage1: StagePaths, stage2: StagePaths | None = None, device: str | torch.device = "cpu"
+    ) -> PG2:
         """G1 from the stage-1 folder and, when given, G2 from the stage-2 folder, in eval mode."""
         g1 = io.load_model(stage1, "g1", device)
         g2 = io.load_model(stage2, "g2", device) if stage2 is not None else None

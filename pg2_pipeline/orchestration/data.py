@@ -15,6 +15,7 @@ from pg2_pipeline.orchestration.resources import ProjectResource
 
 GROUP = "data"
 
+
 @asset(
     group_name=GROUP,
     kinds={"python", "jpeg"},
@@ -42,6 +43,7 @@ def twin(context: AssetExecutionContext, project: ProjectResource) -> Materializ
         }
     )
 
+
 @asset(
     group_name=GROUP,
     deps=[twin],
@@ -56,7 +58,8 @@ def twin(context: AssetExecutionContext, project: ProjectResource) -> Materializ
             "quarantine_fraction",
             asset="image_index",
             blocking=True,
-            description="Fails the run when more than image_index.max_quarantine_fraction of the files are quarantined.",
+            description="Fails the run when more than image_index.max_quarantine_fraction of the files are "
+            "quarantined.",
         )
     ],
 )
@@ -86,7 +89,10 @@ def image_index(context: AssetExecutionContext, project: ProjectResource) -> Mat
                     f"{s.quarantined} of {s.images + s.quarantined} files quarantined "
                     f"({s.quarantine_fraction:.2%}); limit {s.max_quarantine_fraction:.2%}"
                 ),
-                metadata={"quarantine_fraction": s.quarantine_fraction, "by_reason": MetadataValue.json(s.quarantined_by_reason)},
+                metadata={
+                    "quarantine_fraction": s.quarantine_fraction,
+                    "by_reason": MetadataValue.json(s.quarantined_by_reason),
+                },
             )
         ],
     )

@@ -28,9 +28,13 @@ GROUP = "evaluation"
         "check gives it the 'champion' alias only when it beats the copy baseline on mask-SSIM."
     ),
     check_specs=[
-        AssetCheckSpec("champion_gate", asset="evaluation", blocking=True,
-                       description="The new model version beats 'copy the condition image' on mask-SSIM (then it is @champion)."),
-    ],  # fmt: skip
+        AssetCheckSpec(
+            "champion_gate",
+            asset="evaluation",
+            blocking=True,
+            description="The new model version beats 'copy the condition image' on mask-SSIM (then it is @champion).",
+        ),
+    ],
 )
 def evaluation(context: AssetExecutionContext, project: ProjectResource) -> MaterializeResult:
     from pg2_pipeline.evaluate.stage import build_evaluation

@@ -27,11 +27,15 @@ GROUP = "pose"
         "(params keypoints.backend). Images without a pose are flagged, never dropped."
     ),
     check_specs=[
-        AssetCheckSpec("coverage", asset="keypoints", blocking=True,
-                       description="Share of images with at least keypoints.min_joints visible joints must reach keypoints.min_coverage."),
-        AssetCheckSpec("joints_in_bounds", asset="keypoints",
-                       description="Every visible joint lies inside its image."),
-    ],  # fmt: skip
+        AssetCheckSpec(
+            "coverage",
+            asset="keypoints",
+            blocking=True,
+            description="Share of images with at least keypoints.min_joints visible joints must reach "
+            "keypoints.min_coverage.",
+        ),
+        AssetCheckSpec("joints_in_bounds", asset="keypoints", description="Every visible joint lies inside its image."),
+    ],
 )
 def keypoints(context: AssetExecutionContext, project: ProjectResource) -> MaterializeResult:
     from pg2_pipeline.pose.stage import build_keypoints
@@ -47,7 +51,9 @@ def keypoints(context: AssetExecutionContext, project: ProjectResource) -> Mater
             "not_found_reasons": MetadataValue.json(s.not_found_reasons),
             "table": MetadataValue.path(str(paths.keypoints_table)),
             "skeletons": MetadataValue.md(viz.markdown_image(paths.keypoints_preview, "skeletons")),
-            "pose_maps_and_masks": MetadataValue.md(viz.markdown_image(paths.keypoints_maps_preview, "image | pose map | pose mask")),
+            "pose_maps_and_masks": MetadataValue.md(
+                viz.markdown_image(paths.keypoints_maps_preview, "image | pose map | pose mask")
+            ),
         },
         check_results=[
             AssetCheckResult(
@@ -77,11 +83,14 @@ def keypoints(context: AssetExecutionContext, project: ProjectResource) -> Mater
         "(or mined). Unusable standard pairs are listed with their reason."
     ),
     check_specs=[
-        AssetCheckSpec("identities_disjoint", asset="pairs", blocking=True,
-                       description="No identity appears in both train and test pairs."),
-        AssetCheckSpec("no_self_pairs", asset="pairs", blocking=True,
-                       description="No pair uses the same image twice."),
-    ],  # fmt: skip
+        AssetCheckSpec(
+            "identities_disjoint",
+            asset="pairs",
+            blocking=True,
+            description="No identity appears in both train and test pairs.",
+        ),
+        AssetCheckSpec("no_self_pairs", asset="pairs", blocking=True, description="No pair uses the same image twice."),
+    ],
 )
 def pairs(context: AssetExecutionContext, project: ProjectResource) -> MaterializeResult:
     from pg2_pipeline.pairs.stage import build_pairs
@@ -104,7 +113,8 @@ def pairs(context: AssetExecutionContext, project: ProjectResource) -> Materiali
                 check_name="identities_disjoint",
                 passed=not s.leaked_identities,
                 severity=AssetCheckSeverity.ERROR,
-                description=f"{len(s.leaked_identities)} identities in both splits" + (f", e.g. {s.leaked_identities[:5]}" if s.leaked_identities else ""),
+                description=f"{len(s.leaked_identities)} identities in both splits"
+                + (f", e.g. {s.leaked_identities[:5]}" if s.leaked_identities else ""),
             ),
             AssetCheckResult(
                 check_name="no_self_pairs",

@@ -44,7 +44,10 @@ def materialize_assets(names: list[str], started_by: str = "cli") -> bool:
         and all(err is not None and err.cls_name == "DagsterAssetCheckFailedError" for err in step_errors)
     )
     for evaluation in failed_checks:
-        print(f"check {evaluation.asset_key.path[-1]}.{evaluation.check_name} did not pass: {evaluation.description}", flush=True)
+        print(
+            f"check {evaluation.asset_key.path[-1]}.{evaluation.check_name} did not pass: {evaluation.description}",
+            flush=True,
+        )
     if not result.success and promotion_only:
         print("    (a promotion gate, not a broken output: the stage's files are complete)", flush=True)
     elif not result.success:

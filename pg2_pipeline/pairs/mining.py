@@ -18,10 +18,10 @@ import numpy as np
 import pyarrow as pa
 
 from pg2_pipeline.data.annotations import standard_file
-from pg2_pipeline.datasets import dataset_spec
 from pg2_pipeline.data.names import BadNameError, parse_fashion_path
-from pg2_pipeline.skeleton import has_torso, num_visible
+from pg2_pipeline.datasets import dataset_spec
 from pg2_pipeline.schemas import PAIRS, UNUSED_STANDARD_PAIRS
+from pg2_pipeline.skeleton import has_torso, num_visible
 
 UNUSED_REASONS = {
     "quarantined": "an image of the pair is in the ingest quarantine",
@@ -61,7 +61,9 @@ def _identity_rng(seed: int, person_id: str) -> np.random.Generator:
     return np.random.default_rng([seed, zlib.crc32(person_id.encode())])
 
 
-def mine_split(ids: list[str], persons: list[str], cap: int | None, seed: int) -> tuple[list[tuple[str, str, str]], int]:
+def mine_split(
+    ids: list[str], persons: list[str], cap: int | None, seed: int
+) -> tuple[list[tuple[str, str, str]], int]:
     """All ordered pairs of different images per identity (a seeded sample of ``cap`` pairs when
     an identity has more). Returns (from, to, person) sorted by person then names, and the number
     of capped identities."""
@@ -115,7 +117,9 @@ def standard_test_pairs(
     return used, pa.Table.from_pylist(unused, schema=UNUSED_STANDARD_PAIRS)
 
 
-def mine_pairs(index: pa.Table, keypoints_yx: np.ndarray, found: np.ndarray, quarantine: pa.Table, params) -> tuple[pa.Table, pa.Table, MiningReport]:
+def mine_pairs(
+    index: pa.Table, keypoints_yx: np.ndarray, found: np.ndarray, quarantine: pa.Table, params
+) -> tuple[pa.Table, pa.Table, MiningReport]:
     """Pairs of every split (see the module docstring). ``keypoints_yx``/``found`` are aligned
     with ``index`` rows. Returns (pairs, unused standard pairs, report)."""
     cfg, seed, dataset = params.pairs, params.base.seed, params.base.dataset
@@ -137,7 +141,9 @@ def mine_pairs(index: pa.Table, keypoints_yx: np.ndarray, found: np.ndarray, qua
             report.removed_min_joints[split] = removed["min_joints"]
             report.removed_torso[split] = removed["torso"]
             keep = np.flatnonzero(in_split & ok)
-            mined, capped = mine_split([ids[i] for i in keep], [persons[i] for i in keep], cfg.max_pairs_per_identity, seed)
+            mined, capped = mine_split(
+                [ids[i] for i in keep], [persons[i] for i in keep], cfg.max_pairs_per_identity, seed
+            )
             report.capped_identities[split] = capped
             rows += [{"split": split, "from_id": a, "to_id": b, "person_id": p, "source": "mined"} for a, b, p in mined]
         else:
@@ -148,7 +154,10 @@ def mine_pairs(index: pa.Table, keypoints_yx: np.ndarray, found: np.ndarray, qua
             report.standard_pairs = len(used) + unused.num_rows
             report.standard_unused = dict(sorted(Counter(unused.column("reason").to_pylist()).items()))
             report.standard_targets_without_pose = sum(1 for _, b in used if not has_pose[b])
-            rows += [{"split": split, "from_id": a, "to_id": b, "person_id": person_of[a], "source": "standard"} for a, b in used]
+            rows += [
+                {"split": split, "from_id": a, "to_id": b, "person_id": person_of[a], "source": "standard"}
+                for a, b in used
+            ]
             unused_table = unused
     if cfg.test_protocol == "mined":
         unused_table = pa.Table.from_pylist([], schema=UNUSED_STANDARD_PAIRS)

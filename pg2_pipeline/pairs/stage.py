@@ -9,7 +9,6 @@ from collections import Counter
 import numpy as np
 
 from pg2_pipeline import fileio, summaries, viz
-from pg2_pipeline.summaries import PairsSummary
 from pg2_pipeline.pairs.mining import leaked_identities, mine_pairs, self_pairs
 from pg2_pipeline.schemas import (
     IMAGE_INDEX,
@@ -26,6 +25,7 @@ from pg2_pipeline.schemas import (
     read_table,
     write_table,
 )
+from pg2_pipeline.summaries import PairsSummary
 
 
 def build_pairs(params, paths) -> PairsSummary:
@@ -45,7 +45,12 @@ def build_pairs(params, paths) -> PairsSummary:
     train_pairs = sum(per_identity["train"].values())
     pairs_per_split = {s: sum(c.values()) for s, c in per_identity.items()}
     params_hash = params.section_hash("image_index", "keypoints", "pairs")
-    meta = {"dataset": params.base.dataset, "pairs_per_split": pairs_per_split, "test_protocol": params.pairs.test_protocol, "params_hash": params_hash}
+    meta = {
+        "dataset": params.base.dataset,
+        "pairs_per_split": pairs_per_split,
+        "test_protocol": params.pairs.test_protocol,
+        "params_hash": params_hash,
+    }
     write_table(pairs, PAIRS, PAIRS_NAME, paths.pairs_table, meta)
     write_table(unused, UNUSED_STANDARD_PAIRS, UNUSED_STANDARD_PAIRS_NAME, paths.pairs_unused_standard, meta)
     fileio.write_png(paths.pairs_histogram, histogram(per_identity))
@@ -57,7 +62,11 @@ def build_pairs(params, paths) -> PairsSummary:
         flip_augmentation=params.pairs.flip_augmentation,
         train_pairs_with_flips=2 * train_pairs if params.pairs.flip_augmentation else train_pairs,
         images_per_split=report.images_per_split,
-        removed_by_filter={"no_pose": report.removed_no_pose, "min_joints": report.removed_min_joints, "torso": report.removed_torso},
+        removed_by_filter={
+            "no_pose": report.removed_no_pose,
+            "min_joints": report.removed_min_joints,
+            "torso": report.removed_torso,
+        },
         capped_identities=report.capped_identities,
         standard_pairs=report.standard_pairs,
         standard_unused=report.standard_unused,

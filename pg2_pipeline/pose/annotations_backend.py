@@ -37,7 +37,10 @@ def load_annotations(dataset: str, files: tuple[str, ...] | list[Path]) -> tuple
     if files:
         tables = [(str(f), read_annotation_file(f)) for f in files]
     else:
-        tables = [(f"pg2_pipeline/data/standard/{stem}.parquet", standard_file(stem)) for stem in dataset_spec(dataset).annotations.values()]
+        tables = [
+            (f"pg2_pipeline/data/standard/{stem}.parquet", standard_file(stem))
+            for stem in dataset_spec(dataset).annotations.values()
+        ]
     poses: dict[str, np.ndarray] = {}
     origin: dict[str, str] = {}
     for source, table in tables:

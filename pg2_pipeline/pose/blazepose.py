@@ -85,12 +85,23 @@ from pg2_pipeline.skeleton import JOINT, MISSING, NUM_JOINTS
 # OpenPose-18 joint name -> BlazePose landmark index (the neck is derived, see the table above).
 BLAZEPOSE_SOURCE: Final[dict[str, int]] = {
     "nose": 0,
-    "r_shoulder": 12, "r_elbow": 14, "r_wrist": 16,
-    "l_shoulder": 11, "l_elbow": 13, "l_wrist": 15,
-    "r_hip": 24, "r_knee": 26, "r_ankle": 28,
-    "l_hip": 23, "l_knee": 25, "l_ankle": 27,
-    "r_eye": 5, "l_eye": 2, "r_ear": 8, "l_ear": 7,
-}  # fmt: skip
+    "r_shoulder": 12,
+    "r_elbow": 14,
+    "r_wrist": 16,
+    "l_shoulder": 11,
+    "l_elbow": 13,
+    "l_wrist": 15,
+    "r_hip": 24,
+    "r_knee": 26,
+    "r_ankle": 28,
+    "l_hip": 23,
+    "l_knee": 25,
+    "l_ankle": 27,
+    "r_eye": 5,
+    "l_eye": 2,
+    "r_ear": 8,
+    "l_ear": 7,
+}
 NUM_BLAZEPOSE_LANDMARKS: Final = 33
 
 _TARGETS = np.array([JOINT[name] for name in BLAZEPOSE_SOURCE])  # OpenPose indices
@@ -149,7 +160,7 @@ class PoseEstimate:
     segmentation: np.ndarray | None = None
 
     @classmethod
-    def missing(cls, segmentation: np.ndarray | None = None) -> "PoseEstimate":
+    def missing(cls, segmentation: np.ndarray | None = None) -> PoseEstimate:
         return cls(
             yx=np.full((NUM_JOINTS, 2), MISSING, dtype=np.float32),
             score=np.zeros(NUM_JOINTS, dtype=np.float32),
@@ -173,7 +184,7 @@ class CanvasTransform:
     pad_left: int
 
     @classmethod
-    def plan(cls, height: int, width: int, *, upscale_min_side: int, pad_to_square: bool) -> "CanvasTransform":
+    def plan(cls, height: int, width: int, *, upscale_min_side: int, pad_to_square: bool) -> CanvasTransform:
         scale = max(1.0, upscale_min_side / min(height, width)) if upscale_min_side else 1.0
         sh, sw = round(height * scale), round(width * scale)
         ch, cw = (max(sh, sw),) * 2 if pad_to_square else (sh, sw)
@@ -232,14 +243,10 @@ def blazepose_to_openpose(
     yx33 = np.asarray(yx33, dtype=np.float64)
     visibility = np.asarray(visibility, dtype=np.float64)
     if yx33.shape != (NUM_BLAZEPOSE_LANDMARKS, 2) or visibility.shape != (NUM_BLAZEPOSE_LANDMARKS,):
-        raise ValueError(
-            f"expected (33, 2) landmarks and (33,) visibilities, got {yx33.shape} and {visibility.shape}"
-        )
+        raise ValueError(f"expected (33, 2) landmarks and (33,) visibilities, got {yx33.shape} and {visibility.shape}")
     src = yx33[_SOURCES]
     vis = visibility[_SOURCES]
-    inside = (
-        (src[:, 0] >= -0.5) & (src[:, 0] < height - 0.5) & (src[:, 1] >= -0.5) & (src[:, 1] < width - 0.5)
-    )
+    inside = (src[:, 0] >= -0.5) & (src[:, 0] < height - 0.5) & (src[:, 1] >= -0.5) & (src[:, 1] < width - 0.5)
     keep = inside & (vis >= visibility_threshold)
 
     yx = np.full((NUM_JOINTS, 2), MISSING, dtype=np.float32)
@@ -289,7 +296,7 @@ class BlazePoseEstimator:
             min_detection_confidence=self.options.min_detection_confidence,
         )
 
-    def __enter__(self) -> "BlazePoseEstimator":
+    def __enter__(self) -> BlazePoseEstimator:
         return self
 
     def __exit__(self, *exc_info: object) -> None:

@@ -9,9 +9,24 @@ from pg2_pipeline.skeleton import NUM_JOINTS, visible
 
 # The 17 OpenPose-18 bones (0-based) drawn for people; the pose mask uses its own 23 limbs.
 BONES = (
-    (1, 2), (2, 3), (3, 4), (1, 5), (5, 6), (6, 7), (1, 8), (8, 9), (9, 10), (1, 11), (11, 12),
-    (12, 13), (1, 0), (0, 14), (14, 16), (0, 15), (15, 17),
-)  # fmt: skip
+    (1, 2),
+    (2, 3),
+    (3, 4),
+    (1, 5),
+    (5, 6),
+    (6, 7),
+    (1, 8),
+    (8, 9),
+    (9, 10),
+    (1, 11),
+    (11, 12),
+    (12, 13),
+    (1, 0),
+    (0, 14),
+    (14, 16),
+    (0, 15),
+    (15, 17),
+)
 
 
 def joint_colours(n: int = NUM_JOINTS) -> np.ndarray:

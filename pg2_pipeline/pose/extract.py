@@ -35,7 +35,6 @@ import dataclasses
 import hashlib
 import json
 import queue as queue_module
-import re
 import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
@@ -49,8 +48,8 @@ import pyarrow.parquet as pq
 
 from pg2_pipeline.fileio import atomic_path, write_png
 from pg2_pipeline.paths import ExtractionPaths
-from pg2_pipeline.schemas import joints_yx
 from pg2_pipeline.pose.blazepose import BlazePoseEstimator, BlazePoseOptions, PoseEstimate
+from pg2_pipeline.schemas import joints_yx
 from pg2_pipeline.skeleton import MISSING, NUM_JOINTS
 
 FORMAT_VERSION: Final = 1
@@ -66,7 +65,6 @@ KEYPOINTS_SCHEMA: Final = pa.schema(
         pa.field("error", pa.string(), nullable=True),  # why the image could not be read
     ]
 )
-
 
 
 class ImageItem(NamedTuple):
@@ -251,10 +249,8 @@ def load_shards(out_dir: str | Path | ExtractionPaths) -> pa.Table:
     if not found:
         raise FileNotFoundError(f"no keypoint shards (shard-XXXXX-of-YYYYY.parquet) under {shards_dir}")
     if len(found) > 1:
-        raise ShardSchemaError(
-            f"{shards_dir} mixes shard counts {sorted(found)}; rerun the extraction to clean it up"
-        )
-    (num_shards, paths), = found.items()
+        raise ShardSchemaError(f"{shards_dir} mixes shard counts {sorted(found)}; rerun the extraction to clean it up")
+    ((num_shards, paths),) = found.items()
     missing = sorted(set(range(num_shards)) - set(paths))
     if missing:
         raise FileNotFoundError(
@@ -313,8 +309,11 @@ def _validate_items(items: Iterable[tuple[str, str | Path, str]]) -> list[ImageI
             image_id, path, content_hash = item
         except (TypeError, ValueError):
             raise ValueError(f"items[{n}]: expected (image_id, path, content_hash), got {item!r}") from None
-        if not isinstance(image_id, str) or not image_id or image_id in (".", "..") or any(
-            c in image_id for c in "/\\\0"
+        if (
+            not isinstance(image_id, str)
+            or not image_id
+            or image_id in (".", "..")
+            or any(c in image_id for c in "/\\\0")
         ):
             raise ValueError(f"items[{n}]: image_id must be a non-empty file name (no '/', '\\'), got {image_id!r}")
         if image_id in seen:

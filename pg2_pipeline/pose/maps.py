@@ -419,9 +419,14 @@ def pose_maps_and_masks(
 
 
 def network_maps_and_masks(
-    yx: Tensor, height: int, width: int, radius: int = DEFAULT_RADIUS, *,
-    dtype: torch.dtype = torch.float32, sync: bool | None = None,
-) -> tuple[Tensor, Tensor]:  # fmt: skip
+    yx: Tensor,
+    height: int,
+    width: int,
+    radius: int = DEFAULT_RADIUS,
+    *,
+    dtype: torch.dtype = torch.float32,
+    sync: bool | None = None,
+) -> tuple[Tensor, Tensor]:
     """What the training loader feeds the networks: ``(B, 18, H, W)`` maps as ``2*map - 1`` and
     ``(B, 1, H, W)`` masks as 0/1, both ``dtype``. Equal to ``to_network(maps, dtype)`` and
     ``masks.to(dtype)`` of :func:`pose_maps_and_masks`, without the bool maps in between: the
@@ -431,9 +436,15 @@ def network_maps_and_masks(
 
 
 def _maps_and_masks(
-    yx: Tensor, height: int, width: int, radius: int, sync: bool | None, map_dtype: torch.dtype,
-    off: float, on: float,
-) -> tuple[Tensor, Tensor]:  # fmt: skip
+    yx: Tensor,
+    height: int,
+    width: int,
+    radius: int,
+    sync: bool | None,
+    map_dtype: torch.dtype,
+    off: float,
+    on: float,
+) -> tuple[Tensor, Tensor]:
     _check(yx, height, width, radius)
     b, device = yx.shape[0], yx.device
     plan = _plan(height, width, radius, device)

@@ -15,24 +15,34 @@ from pg2_pipeline import fileio, summaries, viz
 from pg2_pipeline.datasets import dataset_spec
 from pg2_pipeline.pose.annotations_backend import join_annotations
 from pg2_pipeline.pose.draw import draw_skeleton, mask_rgb, pose_map_rgb
-from pg2_pipeline.skeleton import NUM_JOINTS, in_bounds, num_visible
-from pg2_pipeline.summaries import KeypointsSummary
 from pg2_pipeline.pose.maps import pose_maps_and_masks
 from pg2_pipeline.schemas import IMAGE_INDEX, IMAGE_INDEX_NAME, KEYPOINTS, KEYPOINTS_NAME, read_table, write_table
+from pg2_pipeline.skeleton import NUM_JOINTS, in_bounds, num_visible
+from pg2_pipeline.summaries import KeypointsSummary
 
 
-def _from_blazepose(index: pa.Table, params, paths, progress: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray, list, dict]:
+def _from_blazepose(
+    index: pa.Table, params, paths, progress: bool
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, list, dict]:
     from pg2_pipeline.pose.blazepose import BlazePoseOptions
     from pg2_pipeline.pose.extract import extract_keypoints, table_to_arrays
 
     cfg = params.keypoints
     root = paths.resolve(params.image_index.root)
-    items = [(i, root / p, h) for i, p, h in zip(*(index.column(c).to_pylist() for c in ("image_id", "rel_path", "content_hash")))]
+    items = [
+        (i, root / p, h)
+        for i, p, h in zip(*(index.column(c).to_pylist() for c in ("image_id", "rel_path", "content_hash")))
+    ]
     options = BlazePoseOptions(visibility_threshold=cfg.visibility_threshold, upscale_min_side=cfg.upscale_min_side)
     result = extract_keypoints(
-        items, paths.keypoints_extraction, options=options, workers=cfg.workers, num_shards=cfg.num_shards,
-        save_masks=cfg.keep_segmentation, progress=progress,
-    )  # fmt: skip
+        items,
+        paths.keypoints_extraction,
+        options=options,
+        workers=cfg.workers,
+        num_shards=cfg.num_shards,
+        save_masks=cfg.keep_segmentation,
+        progress=progress,
+    )
     table = result.load()
     ids, yx, scores = table_to_arrays(table)
     row = {image_id: i for i, image_id in enumerate(ids)}
@@ -52,7 +62,11 @@ def build_keypoints(params, paths, progress: bool = True) -> KeypointsSummary:
         join = join_annotations(index, params.base.dataset, files)
         yx, scores, found = join.yx, join.scores, join.found
         notes = [None if f else "not in the annotation files" for f in found]
-        extra = {"annotation_files": tuple(join.sources), "not_in_file": join.not_in_file, "not_in_index": join.not_in_index}
+        extra = {
+            "annotation_files": tuple(join.sources),
+            "not_in_file": join.not_in_file,
+            "not_in_index": join.not_in_index,
+        }
     else:
         yx, scores, found, notes, extra = _from_blazepose(index, params, paths, progress)
 
@@ -82,7 +96,9 @@ def build_keypoints(params, paths, progress: bool = True) -> KeypointsSummary:
     root = paths.resolve(params.image_index.root)
     rels = index.column("rel_path").to_pylist()
     fileio.write_png(paths.keypoints_preview, skeleton_sheet(root, rels, yx, has_pose))
-    fileio.write_png(paths.keypoints_maps_preview, maps_sheet(root, rels, yx, has_pose, dataset_spec(params.base.dataset)))
+    fileio.write_png(
+        paths.keypoints_maps_preview, maps_sheet(root, rels, yx, has_pose, dataset_spec(params.base.dataset))
+    )
     summary = KeypointsSummary(
         backend=cfg.backend,
         images=index.num_rows,

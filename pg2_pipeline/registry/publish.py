@@ -45,7 +45,10 @@ def log_generator(paths: ProjectPaths, image_size: tuple[int, int], metadata: di
     from mlflow.models import infer_signature
 
     h, w = image_size
-    example = {"condition": np.zeros((1, h, w, 3), np.uint8), "target_keypoints": np.full((1, NUM_JOINTS, 2), -1, np.float32)}
+    example = {
+        "condition": np.zeros((1, h, w, 3), np.uint8),
+        "target_keypoints": np.full((1, NUM_JOINTS, 2), -1, np.float32),
+    }
     signature = infer_signature(example, np.zeros((1, h, w, 3), np.uint8))
     # MLflow prints advice about type hints and input examples here: the signature is given
     # explicitly (a dict of tensors, which predict() type hints cannot express).
@@ -80,7 +83,9 @@ def register(model_uri: str, name: str, gate: summaries.ChampionGate, tags: dict
     return Registration(name, str(version.version), f"models:/{name}/{version.version}", gate.passed, gate.reason)
 
 
-def publish_evaluation(params, paths: ProjectPaths, summary: EvaluationSummary, dagster_run_id: str | None = None) -> Registration:
+def publish_evaluation(
+    params, paths: ProjectPaths, summary: EvaluationSummary, dagster_run_id: str | None = None
+) -> Registration:
     """The MLflow side of the evaluation stage: one run ``evaluation`` with every metric and
     report file, the logged generator, its registry version and the champion gate. Writes
     ``report/registration.json``."""
@@ -91,18 +96,40 @@ def publish_evaluation(params, paths: ProjectPaths, summary: EvaluationSummary, 
     experiment_id = tracking.setup(params, paths.root)
     version = code_version(paths.root, "evaluation")
     stage2 = summaries.read(paths.stage("stage2").summary, TrainingSummary, "stage2")
-    tags = {"pg2.stage": "evaluation", "dagster.run_id": dagster_run_id or "none", "git.commit": version["git_commit"],
-            "manifest.hash": stage2.manifest_hash, "stage2.mlflow_run_id": stage2.mlflow_run_id}  # fmt: skip
+    tags = {
+        "pg2.stage": "evaluation",
+        "dagster.run_id": dagster_run_id or "none",
+        "git.commit": version["git_commit"],
+        "manifest.hash": stage2.manifest_hash,
+        "stage2.mlflow_run_id": stage2.mlflow_run_id,
+    }
     with mlflow.start_run(experiment_id=experiment_id, run_name="evaluation", tags=tags):
-        mlflow.log_params({"pairs": metrics.pairs, "ssim_protocol": metrics.ssim_protocol, **tracking.flatten("evaluation", vars(params.evaluation))})
+        mlflow.log_params(
+            {
+                "pairs": metrics.pairs,
+                "ssim_protocol": metrics.ssim_protocol,
+                **tracking.flatten("evaluation", vars(params.evaluation)),
+            }
+        )
         mlflow.log_metrics({f"{method}.{metric}": value for (method, metric), value in metrics.numeric().items()})
         for path in sorted(files.report.iterdir()):
             mlflow.log_artifact(str(path), artifact_path="report")
         mlflow.log_artifact(str(files.metrics))
         mlflow.log_artifact(str(files.curves_csv))
-        model_uri = log_generator(paths, tuple(stage2.image_size), {"dataset": params.base.dataset, gate.metric: gate.value,
-                                                                     f"{gate.baseline}_{gate.metric}": gate.baseline_value})  # fmt: skip
-        tags = {gate.metric: f"{gate.value:.4f}", f"{gate.baseline}_{gate.metric}": f"{gate.baseline_value:.4f}", "dataset": params.base.dataset}
+        model_uri = log_generator(
+            paths,
+            tuple(stage2.image_size),
+            {
+                "dataset": params.base.dataset,
+                gate.metric: gate.value,
+                f"{gate.baseline}_{gate.metric}": gate.baseline_value,
+            },
+        )
+        tags = {
+            gate.metric: f"{gate.value:.4f}",
+            f"{gate.baseline}_{gate.metric}": f"{gate.baseline_value:.4f}",
+            "dataset": params.base.dataset,
+        }
         registration = register(model_uri, params.mlflow.registered_model, gate, tags=tags)
         mlflow.set_tag("registered_model", f"{registration.name}/{registration.version}")
     summaries.write(files.registration, registration)

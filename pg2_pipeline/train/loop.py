@@ -45,7 +45,12 @@ class TrainingDivergedError(RuntimeError):
 
 
 def train(
-    stage_cls: type[TrainingStage], params, paths: ProjectPaths, *, dagster_run_id: str | None = None, progress: bool = True
+    stage_cls: type[TrainingStage],
+    params,
+    paths: ProjectPaths,
+    *,
+    dagster_run_id: str | None = None,
+    progress: bool = True,
 ) -> TrainingSummary:
     """Trains ``stage_cls`` to ``params.<stage>.steps`` (resuming when possible) and writes
     weights, sample grids, history and summary under ``assets/<stage>/``."""
@@ -56,7 +61,9 @@ def train(
     rt.seed(params.base.seed)
     keep_large_allocations()  # large batches would page-fault in on every step otherwise
 
-    loader = PairLoader.from_manifest(paths, "train", cfg.batch_size, seed=params.base.seed, flip=params.pairs.flip_augmentation, device=rt.device)
+    loader = PairLoader.from_manifest(
+        paths, "train", cfg.batch_size, seed=params.base.seed, flip=params.pairs.flip_augmentation, device=rt.device
+    )
     samples = _sample_batch(paths, rt.device)
     stage = stage_cls.build(StageContext(cfg, params, paths, (loader.height, loader.width), rt))
 
@@ -64,7 +71,10 @@ def train(
     version = code_version(paths.root, name)
     run_params = {"base": asdict(params.base), name: asdict(cfg), "flip_augmentation": params.pairs.flip_augmentation}
     fingerprint = hashlib.sha256(
-        json.dumps({**run_params, "manifest": manifest_hash, "code": version["code_hash"], "inputs": stage.inputs_hash()}, sort_keys=True).encode()
+        json.dumps(
+            {**run_params, "manifest": manifest_hash, "code": version["code_hash"], "inputs": stage.inputs_hash()},
+            sort_keys=True,
+        ).encode()
     ).hexdigest()[:16]
 
     # ---- resume
@@ -83,22 +93,48 @@ def train(
     import mlflow
 
     experiment_id = tracking.setup(params, paths.root)
-    tags = {"pg2.stage": name, "dagster.run_id": dagster_run_id or "none", "git.commit": version["git_commit"],
-            "manifest.hash": manifest_hash, "code.hash": version["code_hash"], "checkpoint.fingerprint": fingerprint}  # fmt: skip
-    run = mlflow.start_run(run_id=mlflow_run_id, experiment_id=experiment_id, run_name=None if mlflow_run_id else name, tags=tags)
+    tags = {
+        "pg2.stage": name,
+        "dagster.run_id": dagster_run_id or "none",
+        "git.commit": version["git_commit"],
+        "manifest.hash": manifest_hash,
+        "code.hash": version["code_hash"],
+        "checkpoint.fingerprint": fingerprint,
+    }
+    run = mlflow.start_run(
+        run_id=mlflow_run_id, experiment_id=experiment_id, run_name=None if mlflow_run_id else name, tags=tags
+    )
     if mlflow_run_id is None:
         mlflow.log_params(tracking.flatten("", run_params))
-        mlflow.log_params({"device": rt.device.type, "autocast": str(rt.amp), "height": loader.height, "width": loader.width,
-                           "train_pairs": len(loader.pairs), "steps_per_epoch": loader.steps_per_epoch})  # fmt: skip
+        mlflow.log_params(
+            {
+                "device": rt.device.type,
+                "autocast": str(rt.amp),
+                "height": loader.height,
+                "width": loader.width,
+                "train_pairs": len(loader.pairs),
+                "steps_per_epoch": loader.steps_per_epoch,
+            }
+        )
     mlflow_run_id = run.info.run_id
 
     def save(step: int) -> Path:
         models, optimizers = stage.state()
-        return io.save_checkpoint(files, {
-            "step": step, "stage": name, "fingerprint": fingerprint, "models": models, "optimizers": optimizers,
-            "rng": _rng_state(rt.device), "params": json.loads(json.dumps(run_params)),
-            "code_version": version, "history": history, "mlflow_run_id": mlflow_run_id,
-        })  # fmt: skip
+        return io.save_checkpoint(
+            files,
+            {
+                "step": step,
+                "stage": name,
+                "fingerprint": fingerprint,
+                "models": models,
+                "optimizers": optimizers,
+                "rng": _rng_state(rt.device),
+                "params": json.loads(json.dumps(run_params)),
+                "code_version": version,
+                "history": history,
+                "mlflow_run_id": mlflow_run_id,
+            },
+        )
 
     def write_samples(step: int) -> None:
         grid = sample_grid(samples, stage.samples(samples))
@@ -121,7 +157,9 @@ def train(
             bad = [k for k, v in result.items() if not math.isfinite(v)]
             if bad:
                 where = str(last_good) if last_good else "none (no checkpoint written yet)"
-                raise TrainingDivergedError(f"{name}: {bad[0]} is {result[bad[0]]} at step {done}; last good checkpoint: {where}")
+                raise TrainingDivergedError(
+                    f"{name}: {bad[0]} is {result[bad[0]]} at step {done}; last good checkpoint: {where}"
+                )
             history.append({"step": done, **{k: round(v, 6) for k, v in result.items()}})
             images_per_second = (done - start_step) * cfg.batch_size / max(time.perf_counter() - started, 1e-9)
             losses = {k: f"{v:.3f}" for k, v in result.items() if k.startswith("loss_") and k.count("_") <= 1}
@@ -147,14 +185,25 @@ def train(
     fileio.write_json(files.history, history)
     fileio.write_png(files.loss_curve, loss_curve(history, name))
     summary = TrainingSummary(
-        stage=name, steps=cfg.steps, resumed_from_step=start_step, device=rt.device.type, autocast=rt.precision,
-        batch_size=cfg.batch_size, image_size=(loader.height, loader.width), seconds_this_session=round(seconds, 2),
+        stage=name,
+        steps=cfg.steps,
+        resumed_from_step=start_step,
+        device=rt.device.type,
+        autocast=rt.precision,
+        batch_size=cfg.batch_size,
+        image_size=(loader.height, loader.width),
+        seconds_this_session=round(seconds, 2),
         images_per_second=round((cfg.steps - start_step) * cfg.batch_size / max(seconds, 1e-9), 2),
-        first_losses=_losses(history[0]) if history else {}, final_losses=_losses(history[-1]) if history else {},
-        mlflow_run_id=mlflow_run_id, mlflow_experiment_id=experiment_id,
-        mlflow_run_url=tracking.run_url(experiment_id, mlflow_run_id), tracking_uri=tracking.tracking_uri(params, paths.root),
-        fingerprint=fingerprint, code_version=version, manifest_hash=manifest_hash,
-    )  # fmt: skip
+        first_losses=_losses(history[0]) if history else {},
+        final_losses=_losses(history[-1]) if history else {},
+        mlflow_run_id=mlflow_run_id,
+        mlflow_experiment_id=experiment_id,
+        mlflow_run_url=tracking.run_url(experiment_id, mlflow_run_id),
+        tracking_uri=tracking.tracking_uri(params, paths.root),
+        fingerprint=fingerprint,
+        code_version=version,
+        manifest_hash=manifest_hash,
+    )
     summaries.write(files.summary, summary)
     mlflow.log_metric("images_per_second_mean", summary.images_per_second)
     for path in (files.loss_curve, files.history, files.summary):
@@ -205,4 +254,3 @@ def loss_curve(history: list[dict], stage: str) -> np.ndarray:
     ax.set_title(f"{stage} losses (moving average)", fontsize=9)
     ax.legend(fontsize=7)
     return viz.figure_rgb(fig)
-

@@ -53,7 +53,9 @@ class TrainingStage(abc.ABC):
     name: ClassVar[str]
     trained: ClassVar[tuple[str, ...]]  # the networks it trains (checkpointed, exported)
 
-    def __init__(self, networks: dict[str, nn.Module], optimizers: dict[str, torch.optim.Optimizer], amp: torch.dtype | None):
+    def __init__(
+        self, networks: dict[str, nn.Module], optimizers: dict[str, torch.optim.Optimizer], amp: torch.dtype | None
+    ):
         self.networks, self.optimizers, self.amp = networks, optimizers, amp
         self._run = dict(networks)  # what the step calls: the networks or compiled wrappers
 

@@ -18,7 +18,14 @@ class Stage1(TrainingStage):
     name = "stage1"
     trained = ("g1",)
 
-    def __init__(self, g1: nn.Module, optimizer: torch.optim.Optimizer, *, amp: torch.dtype | None = None, config: dict | None = None):
+    def __init__(
+        self,
+        g1: nn.Module,
+        optimizer: torch.optim.Optimizer,
+        *,
+        amp: torch.dtype | None = None,
+        config: dict | None = None,
+    ):
         super().__init__({"g1": g1}, {"g1": optimizer}, amp)
         self.g1, self.opt_g1 = g1, optimizer
         self.config = config or {}  # G1's constructor arguments, saved with its weights
@@ -29,7 +36,9 @@ class Stage1(TrainingStage):
         height, width = ctx.image_size
         config = {"height": height, "width": width, "base_channels": cfg.base_channels, "z_dim": cfg.z_dim}
         g1 = build_generator("g1", **config).to(rt.device, memory_format=rt.memory_format)
-        optimizer = make_optimizer(g1.parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), fused=rt.device.type != "mps")
+        optimizer = make_optimizer(
+            g1.parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), fused=rt.device.type != "mps"
+        )
         return cls(g1, optimizer, amp=rt.amp, config=config)
 
     def step(self, batch: Batch, return_images: bool = False) -> StepResult:

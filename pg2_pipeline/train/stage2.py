@@ -84,15 +84,32 @@ class Stage2(TrainingStage):
         g1 = io.load_model(stage1, "g1", rt.device).to(memory_format=rt.memory_format)
         g1.requires_grad_(False)
         configs = {
-            "g2": {"height": height, "width": width, "base_channels": cfg.base_channels, "zero_init_output": cfg.zero_init_output},
+            "g2": {
+                "height": height,
+                "width": width,
+                "base_channels": cfg.base_channels,
+                "zero_init_output": cfg.zero_init_output,
+            },
             "d": {"height": height, "width": width, "base_channels": cfg.d_base_channels},
         }
         g2 = build_generator("g2", **configs["g2"]).to(rt.device, memory_format=rt.memory_format)
         d = build_discriminator("dcgan", **configs["d"]).to(rt.device, memory_format=rt.memory_format)
         fused = rt.device.type != "mps"
-        opt_g2, opt_d = (make_optimizer(m.parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), fused=fused) for m in (g2, d))
-        return cls(g1, g2, d, opt_g2, opt_d, cfg.lambda_l1, d_variant=ctx.params.base.dataset, amp=rt.amp, configs=configs,
-                   g1_weights=stage1.weights("g1"))  # fmt: skip
+        opt_g2, opt_d = (
+            make_optimizer(m.parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), fused=fused) for m in (g2, d)
+        )
+        return cls(
+            g1,
+            g2,
+            d,
+            opt_g2,
+            opt_d,
+            cfg.lambda_l1,
+            d_variant=ctx.params.base.dataset,
+            amp=rt.amp,
+            configs=configs,
+            g1_weights=stage1.weights("g1"),
+        )
 
     def inputs_hash(self) -> str:
         return file_hash(self.g1_weights) if self.g1_weights else ""
@@ -130,7 +147,11 @@ class Stage2(TrainingStage):
             acc_D_fake=(logits["fake"] < 0).float().mean(),
         )
         if return_images:
-            result.images = {"G1": g1_out.float(), "DiffMap": (fake - g1_out).detach().float(), "G2": fake.detach().float()}
+            result.images = {
+                "G1": g1_out.float(),
+                "DiffMap": (fake - g1_out).detach().float(),
+                "G2": fake.detach().float(),
+            }
         return result
 
     def update_g2(self, batch: Batch, g1_out: Tensor, fake: Tensor) -> tuple[Tensor, Tensor, Tensor]:
@@ -138,7 +159,9 @@ class Stage2(TrainingStage):
         d = self._run["d"]
         with self.autocast(batch), frozen(d):
             logits = self.discriminate(d, batch, g1_out, fake)
-            loss_G2, loss_G2_GAN, loss_G2_L1 = generator_stage2_loss(logits["fake"], fake, batch.target, batch.target_mask, self.lambda_l1)
+            loss_G2, loss_G2_GAN, loss_G2_L1 = generator_stage2_loss(
+                logits["fake"], fake, batch.target, batch.target_mask, self.lambda_l1
+            )
         self.opt_g2.zero_grad(set_to_none=True)
         loss_G2.backward()
         self.opt_g2.step()
@@ -171,4 +194,6 @@ class Stage2(TrainingStage):
             return {"G1": coarse, "G2": self.pg2.refine(coarse, batch.condition).float()}
 
     def export(self, files: StagePaths) -> list[Path]:
-        return io.save_model(files, "g2", self.pg2.g2, self.configs["g2"]) + io.save_model(files, "d", self.d, self.configs["d"])
+        return io.save_model(files, "g2", self.pg2.g2, self.configs["g2"]) + io.save_model(
+            files, "d", self.d, self.configs["d"]
+        )

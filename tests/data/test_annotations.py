@@ -11,7 +11,7 @@ from pg2_pipeline.data.annotations import (
 from pg2_pipeline.skeleton import visible
 
 HEADER = "name:keypoints_y:keypoints_x\n"
-ROW = "0002_c1s1_000451_03.jpg: [9, 25, 25, 47, 62, 24, 44, 63, 62, 86, 109, 63, 87, 108, -1, 6, -1, 8]: [18, 32, 24, 24, 18, 40, 41, 38, 26, 31, 43, 34, 24, 47, -1, 21, -1, 31]\n"
+ROW = "0002_c1s1_000451_03.jpg: [9, 25, 25, 47, 62, 24, 44, 63, 62, 86, 109, 63, 87, 108, -1, 6, -1, 8]: [18, 32, 24, 24, 18, 40, 41, 38, 26, 31, 43, 34, 24, 47, -1, 21, -1, 31]\n"  # noqa: E501
 MISSING = "0000_c1s3_022226_03.jpg: [" + ", ".join(["-1"] * 18) + "]: [" + ", ".join(["-1"] * 18) + "]\n"
 
 
@@ -31,7 +31,10 @@ def test_parse_rows_including_an_all_missing_row(tmp_path):
 @pytest.mark.parametrize(
     "bad_line, message",
     [
-        ("0003_c1s1_000451_03.jpg: [1, 2, 3]: [" + ", ".join(["1"] * 18) + "]\n", "keypoints_y has 3 values, expected 18"),
+        (
+            "0003_c1s1_000451_03.jpg: [1, 2, 3]: [" + ", ".join(["1"] * 18) + "]\n",
+            "keypoints_y has 3 values, expected 18",
+        ),
         ("0003_c1s1_000451_03.jpg [1]\n", "expected 'NAME"),
         ("0003_c1s1_000451_03.jpg: [" + ", ".join(["a"] * 18) + "]: [" + ", ".join(["1"] * 18) + "]\n", "non-integer"),
         ("0003_c1s1_000451_03.jpg: [" + ", ".join(["-5"] * 18) + "]: [" + ", ".join(["1"] * 18) + "]\n", "below -1"),

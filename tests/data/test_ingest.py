@@ -126,7 +126,11 @@ def test_deepfashion_layout_with_split_file(tmp_path):
     write(root, "img/WOMEN/Dresses/id_00000002/02_1_front.jpg", jpeg(256, 256, 9))  # not in the split file
     listing = [f"{rel} {rel.split('/')[3]} {status}" for rel, status in files.items()]
     listing.append("img/MEN/Denim/id_00000099/01_1_front.jpg id_00000099 train")  # listed, not on disk
-    write(root, "Eval/list_eval_partition.txt", ("\n".join([str(len(listing)), "image_name item_id evaluation_status", *listing]) + "\n").encode())
+    write(
+        root,
+        "Eval/list_eval_partition.txt",
+        ("\n".join([str(len(listing)), "image_name item_id evaluation_status", *listing]) + "\n").encode(),
+    )
 
     result = ingest(root, "deepfashion", progress=False)
     rows = {r["image_id"]: r for r in result.index.to_pylist()}

@@ -22,7 +22,10 @@ def test_market_distractors_and_junk_are_excluded(name, pid):
     assert n.person_id == pid and n.is_excluded
 
 
-@pytest.mark.parametrize("name", ["2_c1s1_000451_03.jpg", "0002_c1s1_000451.jpg", "0002_c1s1_000451_03.png", "Thumbs.db", "0002_c7s1_000451_03.JPG"])
+@pytest.mark.parametrize(
+    "name",
+    ["2_c1s1_000451_03.jpg", "0002_c1s1_000451.jpg", "0002_c1s1_000451_03.png", "Thumbs.db", "0002_c7s1_000451_03.JPG"],
+)
 def test_bad_market_names_raise_with_the_name(name):
     with pytest.raises(BadNameError, match=name.replace(".", r"\.")):
         parse_market_name(name)
@@ -48,7 +51,14 @@ def test_deepfashion_identity_is_the_prefix_up_to_the_id():
     assert person_id_of("market", "0002_c1s1_000451_03.jpg") == "0002"
 
 
-@pytest.mark.parametrize("bad", ["img/MEN/Denim/00000080/01_1_front.jpg", "img/KIDS/Denim/id_00000080/01_1_front.jpg", "fashionMENDenim01_1front.jpg"])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "img/MEN/Denim/00000080/01_1_front.jpg",
+        "img/KIDS/Denim/id_00000080/01_1_front.jpg",
+        "fashionMENDenim01_1front.jpg",
+    ],
+)
 def test_bad_deepfashion_names_raise(bad):
     with pytest.raises(BadNameError):
         (fashion_path_to_flat if bad.startswith("img/") else fashion_flat_to_path)(bad)

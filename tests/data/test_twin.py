@@ -31,9 +31,14 @@ def make_params(dataset: str = "market", seed: int = SEED, **twin) -> Params:
     raw = yaml.safe_load((PROJECT / "params.yaml").read_text())
     raw["base"] = {"seed": seed, "dataset": dataset, "profile": "tiny"}
     raw["twin"] = {
-        "train_identities": 2, "test_identities": 1, "test_fraction": 0.25, "jpeg_quality": 90,
-        "workers": 1, "contact_sheet_identities": 2, **twin,
-    }  # fmt: skip
+        "train_identities": 2,
+        "test_identities": 1,
+        "test_fraction": 0.25,
+        "jpeg_quality": 90,
+        "workers": 1,
+        "contact_sheet_identities": 2,
+        **twin,
+    }
     return params_from_dict(copy.deepcopy(raw))
 
 
@@ -138,11 +143,15 @@ def test_all_missing_pose_still_renders_a_plausible_frame():
 
 
 def test_front_and_back_views_differ():
-    front = next(it for it in (market_item(r) for r in range(200))
-                 if infer_view(it.keypoints) == "front" and visible(it.keypoints)[[0, 14, 15]].all())  # fmt: skip
+    front = next(
+        it
+        for it in (market_item(r) for r in range(200))
+        if infer_view(it.keypoints) == "front" and visible(it.keypoints)[[0, 14, 15]].all()
+    )
     # Same coordinates, left/right labels swapped: the same silhouette seen from behind.
-    back = TwinImage(front.image_id, front.rel_path, "train", front.person_id, front.camera,
-                     front.keypoints[FLIP_PERMUTATION])  # fmt: skip
+    back = TwinImage(
+        front.image_id, front.rel_path, "train", front.person_id, front.camera, front.keypoints[FLIP_PERMUTATION]
+    )
     assert infer_view(back.keypoints) == "back"
     a, b = (render_twin_rgb(it, "market", SEED).astype(int) for it in (front, back))
     y, x = front.keypoints[0].astype(int)  # nose: face in front, hair behind

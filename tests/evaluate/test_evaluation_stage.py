@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pyarrow.parquet as pq
@@ -36,12 +37,27 @@ def test_metrics_table_has_every_method_and_protocol(evaluated):
     assert summaries.read(paths.evaluation.summary, summaries.EvaluationSummary) == summary
     for method in ("stage2", "stage1", "copy"):
         m = metrics.method(method)
-        assert {"ssim", "ssim_pg2", "ssim_gaussian", "ssim_win51", "mask_ssim", "psnr", "l1", "lpips", "fid", "pckh"} <= set(m)
+        assert {
+            "ssim",
+            "ssim_pg2",
+            "ssim_gaussian",
+            "ssim_win51",
+            "mask_ssim",
+            "psnr",
+            "l1",
+            "lpips",
+            "fid",
+            "pckh",
+        } <= set(m)
         assert 0 < m["ssim"] <= 1 and 0 < m["mask_ssim"] <= 1 and m["fid"] > 0 and 0 <= m["pckh"] <= 1
         assert m["ssim"] == m["ssim_pg2"]  # the default protocol
         assert m["is"] == m["mask_is"] == "unavailable: no Inception logits weights"
     table = paths.evaluation.table.read_text()
-    assert "| PG² (stage 1 + 2) |" in table and "| stage 1 only (G1) |" in table and "| copy the condition image |" in table
+    assert (
+        "| PG² (stage 1 + 2) |" in table
+        and "| stage 1 only (G1) |" in table
+        and "| copy the condition image |" in table
+    )
     assert "unavailable" in table and "`pg2` protocol" in table
 
 
@@ -50,8 +66,14 @@ def test_per_pair_scores_and_pictures(evaluated):
     paths = ProjectPaths(root)
     per_pair = pq.read_table(paths.evaluation.per_pair)
     assert per_pair.num_rows == 32
-    assert {"pair_id", "from_id", "to_id", "stage2_mask_ssim", "copy_ssim_pg2", "stage1_lpips"} <= set(per_pair.column_names)
-    assert np.isclose(per_pair.column("stage2_mask_ssim").to_numpy().mean(), summaries.read_metrics(paths.evaluation.metrics).stage2["mask_ssim"], atol=1e-4)
+    assert {"pair_id", "from_id", "to_id", "stage2_mask_ssim", "copy_ssim_pg2", "stage1_lpips"} <= set(
+        per_pair.column_names
+    )
+    assert np.isclose(
+        per_pair.column("stage2_mask_ssim").to_numpy().mean(),
+        summaries.read_metrics(paths.evaluation.metrics).stage2["mask_ssim"],
+        atol=1e-4,
+    )
     for picture in (paths.evaluation.examples, paths.evaluation.curves):
         assert picture.stat().st_size > 5_000
     curves = paths.evaluation.curves_csv.read_text().splitlines()
@@ -94,7 +116,7 @@ def test_champion_gate_both_ways_and_loading_in_a_fresh_process(evaluated, monke
     assert any(f.endswith("g1.safetensors") for f in files)
     import yaml
 
-    flavor = yaml.safe_load(open(os.path.join(local, "MLmodel")))["flavors"]["python_function"]
+    flavor = yaml.safe_load(Path(local, "MLmodel").read_text())["flavors"]["python_function"]
     assert flavor["loader_module"] == "mlflow.pyfunc.loaders.code_model"  # a model from code, no pickled object
 
     # a fresh process with nothing of ours imported loads it by alias and generates

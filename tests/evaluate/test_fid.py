@@ -22,7 +22,6 @@ from pg2_pipeline.evaluate.fid import (
     tf_bilinear_resize,
 )
 
-
 N = 8  # images per set: every forward pass has one batch shape (oneDNN sets up once per shape)
 
 
@@ -129,8 +128,9 @@ def test_fid_orders_perturbations(features, real_features):
     rng = np.random.default_rng(3)
     mild = np.clip(real + rng.normal(0, 4, real.shape), 0, 255).astype(np.uint8)
     strong = np.clip(real + rng.normal(0, 60, real.shape), 0, 255).astype(np.uint8)
-    stats = {k: FIDStats.from_images([torch.from_numpy(v)], features) for k, v in
-             {"mild": mild, "strong": strong}.items()}  # fmt: skip
+    stats = {
+        k: FIDStats.from_images([torch.from_numpy(v)], features) for k, v in {"mild": mild, "strong": strong}.items()
+    }
     stats["real"] = FIDStats.from_features([real_features])
     assert stats["real"].n == N and stats["real"].mean.shape == (FEATURE_DIM,)
     # method="eigh": the same trace as scipy's sqrtm (checked above), ~10× faster at 2048-d —

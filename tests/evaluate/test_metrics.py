@@ -31,9 +31,14 @@ def skimage_ssim(generated: np.ndarray, target: np.ndarray, protocol: str) -> fl
         return structural_similarity(t, g, channel_axis=-1)
     if protocol == "gaussian":  # Deformable GAN / PATN
         return structural_similarity(
-            t, g, channel_axis=-1, gaussian_weights=True, sigma=1.5, use_sample_covariance=False,
+            t,
+            g,
+            channel_axis=-1,
+            gaussian_weights=True,
+            sigma=1.5,
+            use_sample_covariance=False,
             data_range=float(g.max()) - float(g.min()),
-        )  # fmt: skip
+        )
     if protocol == "win51":  # GFLA: float32 / 255, skimage of its time computed in float64
         g01 = (g.astype(np.float32) / 255.0).astype(np.float64)
         t01 = (t.astype(np.float32) / 255.0).astype(np.float64)
@@ -53,12 +58,14 @@ def structured_pairs(h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(h * w)
     photos = [_resize(f(), h, w) for f in (skimage.data.astronaut, skimage.data.coffee, skimage.data.chelsea)]
     a = np.stack(photos + [np.full((h, w, 3), 250, np.uint8)])
-    b = np.stack([
-        np.clip(photos[0] + rng.normal(0, 12, photos[0].shape), 0, 255),
-        np.roll(photos[1], (2, 3), axis=(0, 1)),
-        np.clip(photos[2].astype(float) * 1.4 + 30, 0, 255),
-        photos[0],
-    ]).astype(np.uint8)  # fmt: skip
+    b = np.stack(
+        [
+            np.clip(photos[0] + rng.normal(0, 12, photos[0].shape), 0, 255),
+            np.roll(photos[1], (2, 3), axis=(0, 1)),
+            np.clip(photos[2].astype(float) * 1.4 + 30, 0, 255),
+            photos[0],
+        ]
+    ).astype(np.uint8)
     return b.transpose(0, 3, 1, 2).copy(), a.transpose(0, 3, 1, 2).copy()
 
 
@@ -132,8 +139,18 @@ def test_mask_ssim_is_ssim_of_masked_images():
     gen, tgt = structured_pairs(128, 64)
     yx = np.full((len(gen), 18, 2), -1.0, np.float32)
     # a standing person: nose, neck, shoulders, hips, knees, ankles (y, x)
-    for j, (y, x) in {0: (14, 32), 1: (28, 32), 2: (30, 22), 5: (30, 42), 8: (66, 26), 11: (66, 38),
-                      9: (90, 26), 12: (90, 38), 10: (118, 26), 13: (118, 38)}.items():  # fmt: skip
+    for j, (y, x) in {
+        0: (14, 32),
+        1: (28, 32),
+        2: (30, 22),
+        5: (30, 42),
+        8: (66, 26),
+        11: (66, 38),
+        9: (90, 26),
+        12: (90, 38),
+        10: (118, 26),
+        13: (118, 38),
+    }.items():
         yx[:, j] = (y, x)
     yx[1, 9:11] = -1  # a pose with a missing leg
     masks = target_pose_masks(torch.from_numpy(yx), 128, 64)

@@ -18,8 +18,17 @@ def pose(**joints: tuple[float, float]) -> np.ndarray:
 
 
 # head box: x from 28 to 38 (width 10), y from 10 to 26 (height 16) -> thresholds 5 and 8
-TARGET = pose(nose=(14, 33), neck=(26, 32), r_eye=(12, 30), l_eye=(12, 36), r_ear=(10, 28), l_ear=(13, 38),
-              r_shoulder=(30, 22), l_hip=(66, 38), r_knee=(90, 26))  # fmt: skip
+TARGET = pose(
+    nose=(14, 33),
+    neck=(26, 32),
+    r_eye=(12, 30),
+    l_eye=(12, 36),
+    r_ear=(10, 28),
+    l_ear=(13, 38),
+    r_shoulder=(30, 22),
+    l_hip=(66, 38),
+    r_knee=(90, 26),
+)
 
 
 def test_head_joints_are_patn_parts_sel():

@@ -1,7 +1,6 @@
 """Manifests (schema, self-description), the tensor cache and the training loader (shapes,
 ranges, determinism, flips) on a tiny twin."""
 
-
 import cv2
 import numpy as np
 import pyarrow as pa
@@ -13,9 +12,9 @@ from pg2_pipeline.inputs.cache import TensorCache, scale_keypoints
 from pg2_pipeline.inputs.loader import PairLoader
 from pg2_pipeline.inputs.manifests import read_manifest
 from pg2_pipeline.paths import ProjectPaths
-from pg2_pipeline.skeleton import JOINT, flip_horizontal
 from pg2_pipeline.pose.maps import pose_maps_and_masks
 from pg2_pipeline.schemas import SchemaMismatchError, table_metadata
+from pg2_pipeline.skeleton import JOINT, flip_horizontal
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +37,11 @@ def test_reader_rejects_another_table_and_a_changed_column(paths, tmp_path):
     with pytest.raises(SchemaMismatchError, match="expected a 'manifest' table, found 'pairs'"):
         read_manifest(paths.pairs_table)
     table = pq.read_table(paths.manifest_table("test"))
-    bad = table.set_column(table.schema.get_field_index("from_index"), "from_index", pa.array(table.column("from_index").to_numpy().astype(np.int64)))
+    bad = table.set_column(
+        table.schema.get_field_index("from_index"),
+        "from_index",
+        pa.array(table.column("from_index").to_numpy().astype(np.int64)),
+    )
     bad = bad.replace_schema_metadata(table.schema.metadata)
     pq.write_table(bad, tmp_path / "bad.parquet")
     with pytest.raises(SchemaMismatchError, match=r"bad.parquet: column 'from_index' has type int64, expected int32"):
@@ -107,7 +110,10 @@ def test_flip_mirrors_images_and_swaps_left_and_right(paths):
     assert iou > 0.8
     # unflipped samples are untouched
     j = int(np.flatnonzero(~flips)[0])
-    assert torch.equal(batch.target[j], torch.from_numpy(loader.cache.images[loader.pairs[rows[j], 1]].copy()).permute(2, 0, 1).float() / 127.5 - 1)
+    assert torch.equal(
+        batch.target[j],
+        torch.from_numpy(loader.cache.images[loader.pairs[rows[j], 1]].copy()).permute(2, 0, 1).float() / 127.5 - 1,
+    )
 
 
 def test_evaluation_order_walks_every_test_pair_once(paths):

@@ -91,7 +91,5 @@ def test_pooled_equals_triplet_for_equal_batch_sizes_only():
     )
     # With 1 condition and 3 generated images the pooled mean weights them 1/4 and 3/4.
     zero, off = torch.zeros(1), torch.full((3,), -BIG)
-    assert discriminator_pooled_loss(zero, zero, off).item() == pytest.approx(
-        0.5 * LN2 + 0.5 * LN2 / 4
-    )
+    assert discriminator_pooled_loss(zero, zero, off).item() == pytest.approx(0.5 * LN2 + 0.5 * LN2 / 4)
     assert discriminator_triplet_loss(zero, zero, off).item() == pytest.approx(0.75 * LN2)

@@ -176,7 +176,7 @@ def test_channels_last_bf16_autocast_matches_fp32():
         reference = g1(condition, target_map)
         for m in (g1, g2, d):
             m.to(memory_format=torch.channels_last)
-        cl = dict(memory_format=torch.channels_last)
+        cl = {"memory_format": torch.channels_last}
         with torch.autocast("cpu", dtype=torch.bfloat16):
             coarse = g1(condition.to(**cl), target_map.to(**cl))
             fake = coarse + g2(coarse, condition.to(**cl))

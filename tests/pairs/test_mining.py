@@ -3,13 +3,13 @@ the identity-disjointness guarantee."""
 
 import numpy as np
 import pyarrow as pa
+from test_config import raw_params
 
 from pg2_pipeline.config import params_from_dict
 from pg2_pipeline.data.annotations import keypoints_array, standard_file
 from pg2_pipeline.pairs.mining import leaked_identities, mine_pairs, mine_split, self_pairs
-from pg2_pipeline.skeleton import JOINT
 from pg2_pipeline.schemas import IMAGE_INDEX, QUARANTINE
-from test_config import raw_params
+from pg2_pipeline.skeleton import JOINT
 
 
 def params(**pairs):
@@ -56,7 +56,14 @@ def test_cap_is_a_seeded_deterministic_sample():
 
 
 def test_filters_min_joints_and_torso_are_counted():
-    rows = [("t1", "train", "p"), ("t2", "train", "p"), ("t3", "train", "p"), ("t4", "train", "p"), ("s1", "test", "q"), ("s2", "test", "q")]
+    rows = [
+        ("t1", "train", "p"),
+        ("t2", "train", "p"),
+        ("t3", "train", "p"),
+        ("t4", "train", "p"),
+        ("s1", "test", "q"),
+        ("s2", "test", "q"),
+    ]
     yx = np.stack([full_pose()] * 6)
     yx[1, :12] = -1  # only 6 joints visible
     yx[2, JOINT["r_hip"]] = -1  # torso incomplete
@@ -71,7 +78,10 @@ def test_filters_min_joints_and_torso_are_counted():
     assert test == [("s1", "s2"), ("s2", "s1")]
     # torso rule off: t3 is back
     pairs, _, _ = mine_pairs(index_table(rows), yx, found, EMPTY_Q, params(test_protocol="mined", require_torso=False))
-    assert {(r["from_id"], r["to_id"]) for r in pairs.to_pylist() if r["split"] == "train"} == {("t1", "t3"), ("t3", "t1")}
+    assert {(r["from_id"], r["to_id"]) for r in pairs.to_pylist() if r["split"] == "train"} == {
+        ("t1", "t3"),
+        ("t3", "t1"),
+    }
 
 
 def test_standard_pairs_with_missing_and_quarantined_images_are_reported():
@@ -85,7 +95,10 @@ def test_standard_pairs_with_missing_and_quarantined_images_are_reported():
     rows.append((std[3]["to"], "train", std[3]["to"][:4]))
     index = index_table(rows)
     yx = np.stack([kp_of[r[0]] for r in rows])
-    quarantine = pa.Table.from_pylist([{"rel_path": f"bounding_box_test/{std[2]['to']}", "split": "test", "reason": "truncated", "detail": ""}], schema=QUARANTINE)
+    quarantine = pa.Table.from_pylist(
+        [{"rel_path": f"bounding_box_test/{std[2]['to']}", "split": "test", "reason": "truncated", "detail": ""}],
+        schema=QUARANTINE,
+    )
     pairs, unused, report = mine_pairs(index, yx, np.ones(len(rows), bool), quarantine, params())
     test = [(r["from_id"], r["to_id"], r["source"]) for r in pairs.to_pylist() if r["split"] == "test"]
     assert (std[0]["from"], std[0]["to"], "standard") in test
@@ -100,7 +113,14 @@ def test_standard_pairs_with_missing_and_quarantined_images_are_reported():
 
 
 def test_leaks_and_self_pairs_are_detected():
-    table = pa.table({"person_id": ["a", "a", "b"], "split": ["train", "test", "test"], "from_id": ["x", "y", "z"], "to_id": ["y", "y", "w"]})
+    table = pa.table(
+        {
+            "person_id": ["a", "a", "b"],
+            "split": ["train", "test", "test"],
+            "from_id": ["x", "y", "z"],
+            "to_id": ["y", "y", "w"],
+        }
+    )
     assert leaked_identities(table) == {"a"}
     assert self_pairs(table) == 1
 

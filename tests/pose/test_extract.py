@@ -63,9 +63,10 @@ def crops(tmp_path_factory):
 
 def test_shard_assignment_is_stable():
     # pinned: a change here would silently re-run every shard of existing outputs
-    assert shard_of("0002_c1s1_000451_03.jpg", 16) == int.from_bytes(
-        hashlib.sha256(b"0002_c1s1_000451_03.jpg").digest()[:8], "big"
-    ) % 16
+    assert (
+        shard_of("0002_c1s1_000451_03.jpg", 16)
+        == int.from_bytes(hashlib.sha256(b"0002_c1s1_000451_03.jpg").digest()[:8], "big") % 16
+    )
     assert [shard_of(f"img{i}", 7) for i in range(5)] == [shard_of(f"img{i}", 7) for i in range(5)]
 
 
@@ -164,7 +165,7 @@ def test_blank_image_counts_as_no_person(tmp_path):
 def test_masks_are_written_and_checked_on_rerun(crops, tmp_path):
     out = tmp_path / "out"
     run(crops[:3], out, save_masks=True)
-    for image_id, path, _ in crops[:3]:
+    for image_id, _, _ in crops[:3]:
         mask = cv2.imread(str(mask_path(out, image_id)), cv2.IMREAD_UNCHANGED)
         assert mask.shape == (128, 64) and mask.dtype == np.uint8
         assert set(np.unique(mask)) <= {0, 255} and (mask == 255).mean() > 0.2

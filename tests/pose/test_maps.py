@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from pg2_pipeline.data.annotations import keypoints_array, standard_file
-from pg2_pipeline.skeleton import FLIP_PERMUTATION, LIMBS, NUM_JOINTS, flip_horizontal
 from pg2_pipeline.pose.maps import network_maps_and_masks, pose_maps, pose_maps_and_masks, pose_masks, to_network
+from pg2_pipeline.skeleton import FLIP_PERMUTATION, LIMBS, NUM_JOINTS, flip_horizontal
 
 _ROOT = str(Path(__file__).resolve().parents[2])
 if _ROOT not in sys.path:  # `tests` is a plain folder; the reference is imported by path

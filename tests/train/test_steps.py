@@ -106,9 +106,8 @@ def test_stage2_freezes_g1_and_updates_g2_then_d(nets):
     assert all(isinstance(v, float) and math.isfinite(v) for v in result.values())
     assert result["loss_G2"] == pytest.approx(result["loss_G2_GAN"] + 10.0 * result["loss_G2_L1"])
     assert result["loss_D"] == pytest.approx(
-        0.5 * result["loss_D_real"] + 0.25 * result["loss_D_condition"]
-        + 0.25 * result["loss_D_fake"], rel=1e-5
-    )  # fmt: skip
+        0.5 * result["loss_D_real"] + 0.25 * result["loss_D_condition"] + 0.25 * result["loss_D_fake"], rel=1e-5
+    )
     assert all(0.0 <= result[k] <= 1.0 for k in ("acc_D_real", "acc_D_condition", "acc_D_fake"))
 
 

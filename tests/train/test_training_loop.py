@@ -15,14 +15,15 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from conftest import set_params
 from pg2_pipeline import summaries
 from pg2_pipeline.config import load_params
-from pg2_pipeline.paths import ProjectPaths
 from pg2_pipeline.models import io as ckpt
+from pg2_pipeline.paths import ProjectPaths
 from pg2_pipeline.provenance import code_hash
 from pg2_pipeline.train.loop import TrainingDivergedError
 from pg2_pipeline.train.stages import train_stage
+
+from conftest import set_params
 
 TRAIN = """
 import sys
@@ -36,16 +37,40 @@ train_stage(sys.argv[2], load_params(paths.params_file), paths, progress=False)
 
 
 def project_copy(tiny_manifests: Path, dest: Path, **stage1) -> Path:
-    shutil.copytree(tiny_manifests, dest, ignore=shutil.ignore_patterns("stage1", "stage2", "evaluation", "mlflow.db", "mlartifacts"))
-    set_params(dest, stage1={"profiles": {"tiny": {"steps": 8, "batch_size": 4, "base_channels": 8, "checkpoint_every": 2,
-                                                   "sample_every": 4, "log_every": 1, **stage1}}})  # fmt: skip
+    shutil.copytree(
+        tiny_manifests,
+        dest,
+        ignore=shutil.ignore_patterns("stage1", "stage2", "evaluation", "mlflow.db", "mlartifacts"),
+    )
+    set_params(
+        dest,
+        stage1={
+            "profiles": {
+                "tiny": {
+                    "steps": 8,
+                    "batch_size": 4,
+                    "base_channels": 8,
+                    "checkpoint_every": 2,
+                    "sample_every": 4,
+                    "log_every": 1,
+                    **stage1,
+                }
+            }
+        },
+    )
     return dest
 
 
 def train(root: Path, stage: str = "stage1") -> subprocess.Popen:
     env = {**os.environ, "PG2_PROJECT_DIR": str(root), "MLFLOW_TRACKING_URI": f"sqlite:///{root}/mlflow.db"}
-    return subprocess.Popen([sys.executable, "-c", TRAIN, str(root), stage], env=env, start_new_session=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # fmt: skip
+    return subprocess.Popen(
+        [sys.executable, "-c", TRAIN, str(root), stage],
+        env=env,
+        start_new_session=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
 
 
 def test_kill_and_resume_gives_identical_weights(tiny_manifests, tmp_path):
@@ -80,8 +105,22 @@ def test_changed_params_never_resume_a_stale_checkpoint(tiny_manifests, tmp_path
     os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{root}/mlflow.db"
     try:
         train_stage("stage1", load_params(paths.params_file), paths, progress=False)
-        set_params(root, stage1={"profiles": {"tiny": {"steps": 4, "batch_size": 4, "base_channels": 8, "checkpoint_every": 2,
-                                                       "sample_every": 4, "log_every": 1, "lr": 1e-4}}})  # fmt: skip
+        set_params(
+            root,
+            stage1={
+                "profiles": {
+                    "tiny": {
+                        "steps": 4,
+                        "batch_size": 4,
+                        "base_channels": 8,
+                        "checkpoint_every": 2,
+                        "sample_every": 4,
+                        "log_every": 1,
+                        "lr": 1e-4,
+                    }
+                }
+            },
+        )
         summary = train_stage("stage1", load_params(paths.params_file), paths, progress=False)
     finally:
         del os.environ["MLFLOW_TRACKING_URI"]

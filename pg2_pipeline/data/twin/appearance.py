@@ -196,7 +196,11 @@ def pattern_tile(app: Appearance, seed: int, key: str, size: int, period_px: flo
     # Stripes cover ~40 % of a period: thin enough to read as a pattern, not as a second colour.
     bands = ((coords % period) < 0.4 * period).astype(np.uint8) * 255
     if app.pattern == "stripes":
-        tile = np.repeat(bands[:, None], size, axis=1) if not app.vertical_stripes else np.repeat(bands[None, :], size, axis=0)
+        tile = (
+            np.repeat(bands[:, None], size, axis=1)
+            if not app.vertical_stripes
+            else np.repeat(bands[None, :], size, axis=0)
+        )
         return np.ascontiguousarray(tile)
     if app.pattern == "checks":
         wide = ((coords % (1.6 * period)) < 0.55 * period).astype(np.uint8) * 255

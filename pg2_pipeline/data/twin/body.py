@@ -92,15 +92,15 @@ def infer_view(yx: np.ndarray) -> str:
 
 
 def _view(p: list[Point | None], s: float) -> str:
-    for r, l in ((R_SHO, L_SHO), (R_HIP, L_HIP)):
-        if p[r] and p[l]:
-            dx = p[l][0] - p[r][0]
+    for right, left in ((R_SHO, L_SHO), (R_HIP, L_HIP)):
+        if p[right] and p[left]:
+            dx = p[left][0] - p[right][0]
             if abs(dx) < SIDE_THRESHOLD * s:
                 return "side"
             return "front" if dx > 0 else "back"
-    for r, l in ((R_EYE, L_EYE), (R_EAR, L_EAR)):
-        if p[r] and p[l]:
-            return "front" if p[l][0] > p[r][0] else "back"
+    for right, left in ((R_EYE, L_EYE), (R_EAR, L_EAR)):
+        if p[right] and p[left]:
+            return "front" if p[left][0] > p[right][0] else "back"
     if p[NOSE] or p[R_EYE] or p[L_EYE]:
         return "front"
     if p[R_EAR] or p[L_EAR]:

@@ -18,16 +18,16 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
 import cv2
-from pg2_pipeline.progress import bar as progress_bar
 
+from pg2_pipeline import summaries
 from pg2_pipeline.config import Params
 from pg2_pipeline.data.names import parse_fashion_flat
 from pg2_pipeline.data.twin.plan import DISTRACTOR_ID, JUNK_ID, TwinImage, plan_twin
 from pg2_pipeline.data.twin.render import render_twin_image
 from pg2_pipeline.data.twin.sheet import contact_sheet
-from pg2_pipeline import summaries
 from pg2_pipeline.fileio import write_bytes, write_png, write_text
 from pg2_pipeline.paths import ProjectPaths
+from pg2_pipeline.progress import bar as progress_bar
 from pg2_pipeline.summaries import TwinSummary
 
 CHUNK = 128  # most images per task: amortises pickling; smaller when there are few images
@@ -104,7 +104,8 @@ def fashion_partition(items: list[TwinImage]) -> str:
 def _summary(params: Params, items: list[TwinImage], seconds: float) -> TwinSummary:
     images = {split: sum(1 for it in items if it.split == split) for split in ("train", "test")}
     identities = {
-        split: len({it.person_id for it in items if it.split == split and it.is_identity}) for split in ("train", "test")
+        split: len({it.person_id for it in items if it.split == split and it.is_identity})
+        for split in ("train", "test")
     }
     return TwinSummary(
         dataset=params.base.dataset,

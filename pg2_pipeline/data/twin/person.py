@@ -21,9 +21,29 @@ import numpy as np
 
 from pg2_pipeline.data.twin.appearance import Appearance, Color, pattern_tile
 from pg2_pipeline.data.twin.body import (
-    L_ANK, L_ELB, L_EYE, L_HIP, L_KNE, L_SHO, L_WRI, NECK, NOSE, R_ANK, R_ELB, R_EYE, R_HIP,
-    R_KNE, R_SHO, R_WRI, Body, Point, offset, distance, midpoint, unit,
-)  # fmt: skip
+    L_ANK,
+    L_ELB,
+    L_EYE,
+    L_HIP,
+    L_KNE,
+    L_SHO,
+    L_WRI,
+    NECK,
+    NOSE,
+    R_ANK,
+    R_ELB,
+    R_EYE,
+    R_HIP,
+    R_KNE,
+    R_SHO,
+    R_WRI,
+    Body,
+    Point,
+    distance,
+    midpoint,
+    offset,
+    unit,
+)
 
 SHIFT = 3  # cv2 fixed-point bits: sub-pixel placement of every shape
 _F = 1 << SHIFT
@@ -50,13 +70,20 @@ def _normal(a: Point, b: Point) -> Point:
     return (-dy / length, dx / length) if length > 1e-6 else (1.0, 0.0)
 
 
-def fill_capsule(img: np.ndarray, a: Point, b: Point, ra: float, rb: float, color, line: int, n: Point | None = None) -> None:
+def fill_capsule(
+    img: np.ndarray, a: Point, b: Point, ra: float, rb: float, color, line: int, n: Point | None = None
+) -> None:
     """Filled tapered capsule (a quad between two end circles) in fixed-point coordinates."""
     nx, ny = n or _normal(a, b)
     ax, ay, bx, by = a[0] * _F, a[1] * _F, b[0] * _F, b[1] * _F
     fa, fb = ra * _F, rb * _F
     quad = np.array(
-        [(ax + nx * fa, ay + ny * fa), (bx + nx * fb, by + ny * fb), (bx - nx * fb, by - ny * fb), (ax - nx * fa, ay - ny * fa)]
+        [
+            (ax + nx * fa, ay + ny * fa),
+            (bx + nx * fb, by + ny * fb),
+            (bx - nx * fb, by - ny * fb),
+            (ax - nx * fa, ay - ny * fa),
+        ]
     ).astype(np.int32)
     cv2.fillConvexPoly(img, quad, color, line, SHIFT)
     cv2.circle(img, (int(ax), int(ay)), max(1, int(fa)), color, -1, line, SHIFT)
@@ -185,7 +212,9 @@ def _ground_shadow(paint: Painter, body: Body) -> None:
 
 
 def _leg(paint: Painter, body: Body, app: Appearance, side: int) -> None:
-    hip, knee, ankle = (body.q[L_HIP], body.p[L_KNE], body.p[L_ANK]) if side > 0 else (body.q[R_HIP], body.p[R_KNE], body.p[R_ANK])
+    hip, knee, ankle = (
+        (body.q[L_HIP], body.p[L_KNE], body.p[L_ANK]) if side > 0 else (body.q[R_HIP], body.p[R_KNE], body.p[R_ANK])
+    )
     if hip is None:
         return
     # A joint the frame cut off is missing too (close-ups end at the thighs): continue the leg
@@ -211,7 +240,13 @@ def _leg(paint: Painter, body: Body, app: Appearance, side: int) -> None:
         if kind == "shorts":  # hem halfway down the thigh, skin below
             paint.capsule(_lerp(hip, knee, 0.5), knee, r_knee * 1.05, r_knee, skin)
         if ankle is not None:
-            paint.capsule(knee, ankle, r_knee * (1.1 if trousers else 1.0), r_ankle * (1.15 if trousers else 1.0), app.bottom if trousers else skin)
+            paint.capsule(
+                knee,
+                ankle,
+                r_knee * (1.1 if trousers else 1.0),
+                r_ankle * (1.15 if trousers else 1.0),
+                app.bottom if trousers else skin,
+            )
     if ankle is not None:
         foot_dir = body.facing * 0.09 * s
         c = (ankle[0] + foot_dir, ankle[1] + 0.035 * s)
@@ -239,9 +274,12 @@ def _frame(body: Body) -> tuple[Point, Point, Point, Point, Point] | None:
     sho_half = max(0.5 * math.hypot(*sho_vec) + 0.09 * s, 0.22 * s)
     hip_half = max(0.5 * math.hypot(*hip_vec) + 0.1 * s, 0.2 * s)
     return (
-        offset(sho_mid, across, -sho_half), offset(sho_mid, across, sho_half),
-        offset(hip_mid, hip_across, hip_half), offset(hip_mid, hip_across, -hip_half), across,
-    )  # fmt: skip
+        offset(sho_mid, across, -sho_half),
+        offset(sho_mid, across, sho_half),
+        offset(hip_mid, hip_across, hip_half),
+        offset(hip_mid, hip_across, -hip_half),
+        across,
+    )
 
 
 def _torso(paint: Painter, body: Body, app: Appearance, tile, anchor: Point) -> bool:
@@ -266,8 +304,13 @@ def _torso(paint: Painter, body: Body, app: Appearance, tile, anchor: Point) -> 
     if app.bottom_kind != "dress":
         # Trousers / skirt waistband sits above the hip joints; the crotch below them.
         hm = midpoint(lh, rh)
-        pelvis = [offset(rh, up, 0.13 * s), offset(lh, up, 0.13 * s), offset(lh, down, 0.08 * s),
-                  offset(hm, down, 0.14 * s), offset(rh, down, 0.08 * s)]  # fmt: skip
+        pelvis = [
+            offset(rh, up, 0.13 * s),
+            offset(lh, up, 0.13 * s),
+            offset(lh, down, 0.08 * s),
+            offset(hm, down, 0.14 * s),
+            offset(rh, down, 0.08 * s),
+        ]
         paint.poly(pelvis, app.bottom)
     return True
 
@@ -289,7 +332,9 @@ def _skirt(paint: Painter, body: Body, app: Appearance) -> None:
 
 
 def _arm(paint: Painter, body: Body, app: Appearance, side: int, tile, anchor: Point) -> None:
-    sho, elb, wri = (body.q[L_SHO], body.p[L_ELB], body.p[L_WRI]) if side > 0 else (body.q[R_SHO], body.p[R_ELB], body.p[R_WRI])
+    sho, elb, wri = (
+        (body.q[L_SHO], body.p[L_ELB], body.p[L_WRI]) if side > 0 else (body.q[R_SHO], body.p[R_ELB], body.p[R_WRI])
+    )
     if sho is None or (elb is None and wri is None):
         return
     s, b = body.s, app.build
@@ -299,7 +344,7 @@ def _arm(paint: Painter, body: Body, app: Appearance, side: int, tile, anchor: P
     skin = app.skin
     segments = [(sho, elb, r_sho, r_elb), (elb, wri, r_elb, r_wri)] if elb else [(sho, wri, r_sho, r_wri)]
     segments = [seg for seg in segments if seg[0] and seg[1]]
-    for i, (a, c, ra, rc) in enumerate(segments):
+    for a, c, ra, rc in segments:
         paint.capsule(a, c, ra, rc, sleeve_color if long_sleeve else skin)
     if not long_sleeve:
         a, c, ra, rc = segments[0]
@@ -332,11 +377,23 @@ def _chest_print(paint: Painter, body: Body, app: Appearance) -> None:
     if app.print_shape == "circle":
         paint.ellipse(c, r, r, 0.0, color)
     elif app.print_shape == "star":
-        star = [offset(c, (math.sin(k * math.pi / 5), -math.cos(k * math.pi / 5)), r * (1.0 if k % 2 == 0 else 0.45)) for k in range(10)]
+        star = [
+            offset(c, (math.sin(k * math.pi / 5), -math.cos(k * math.pi / 5)), r * (1.0 if k % 2 == 0 else 0.45))
+            for k in range(10)
+        ]
         paint.poly(star, color)
     elif app.print_shape == "badge":  # small logo on the person's left chest
         bc = offset(offset(c, body.side, 0.13 * s), body.up, 0.05 * s)
-        paint.poly([offset(bc, (-1, -1), 0.05 * s), offset(bc, (1, -1), 0.05 * s), offset(bc, (1, 1), 0.05 * s), offset(bc, (-1, 1), 0.05 * s)], color, tone=False)
+        paint.poly(
+            [
+                offset(bc, (-1, -1), 0.05 * s),
+                offset(bc, (1, -1), 0.05 * s),
+                offset(bc, (1, 1), 0.05 * s),
+                offset(bc, (-1, 1), 0.05 * s),
+            ],
+            color,
+            tone=False,
+        )
     else:  # text: two lines of lettering
         for k, w in ((-0.06, 0.15), (0.05, 0.1)):
             lc = offset(c, body.up, -k * s)
@@ -352,8 +409,13 @@ def _backpack_back(paint: Painter, body: Body, app: Appearance) -> None:
         corners.append(offset(offset(c, side, sx * w), up, -sy * h))
     paint.poly(corners, app.carry_color)
     pocket = offset(c, up, -0.55 * h)
-    paint.poly([offset(offset(pocket, side, sx * 0.6 * w), up, sy * 0.35 * h) for sx, sy in ((-1, 1), (1, 1), (1, -1), (-1, -1))],
-               _scaled(app.carry_color, 0.8))  # fmt: skip
+    paint.poly(
+        [
+            offset(offset(pocket, side, sx * 0.6 * w), up, sy * 0.35 * h)
+            for sx, sy in ((-1, 1), (1, 1), (1, -1), (-1, -1))
+        ],
+        _scaled(app.carry_color, 0.8),
+    )
 
 
 def _backpack_straps(paint: Painter, body: Body, app: Appearance) -> None:
@@ -381,7 +443,10 @@ def _bag(paint: Painter, body: Body, app: Appearance) -> None:
     c = offset(offset(hip, outward, 0.2 * s), body.up, 0.02 * s)
     paint.line(_lerp(strap_from, q[NECK], 0.4), c, _scaled(app.carry_color, 0.6), max(1.0, 0.035 * s))
     w, h = 0.15 * s, 0.12 * s
-    paint.poly([offset(offset(c, outward, sx * w), body.up, sy * h) for sx, sy in ((-1, 1), (1, 1), (1, -1), (-1, -1))], app.carry_color)
+    paint.poly(
+        [offset(offset(c, outward, sx * w), body.up, sy * h) for sx, sy in ((-1, 1), (1, 1), (1, -1), (-1, -1))],
+        app.carry_color,
+    )
 
 
 def _long_hair(paint: Painter, body: Body, app: Appearance) -> None:

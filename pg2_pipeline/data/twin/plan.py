@@ -21,9 +21,9 @@ import numpy as np
 
 from pg2_pipeline.config import Params
 from pg2_pipeline.data.annotations import keypoints_array, standard_file
-from pg2_pipeline.datasets import dataset_spec
 from pg2_pipeline.data.names import MARKET_SPLIT_DIRS, MarketName, parse_fashion_flat, parse_market_name
 from pg2_pipeline.data.twin.appearance import rng_for
+from pg2_pipeline.datasets import dataset_spec
 
 DISTRACTOR_ID, JUNK_ID = "-1", "0000"
 MIN_ANONYMOUS = 4  # capped profiles still get a few distractor and junk boxes of each kind

@@ -9,12 +9,19 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from pg2_pipeline.datasets import dataset_spec
-from pg2_pipeline.data.twin.appearance import ANONYMOUS_IDS, CLOTH_COLORS, Appearance, appearance_for, pattern_tile, rng_for
+from pg2_pipeline.data.twin.appearance import (
+    ANONYMOUS_IDS,
+    CLOTH_COLORS,
+    Appearance,
+    appearance_for,
+    pattern_tile,
+    rng_for,
+)
 from pg2_pipeline.data.twin.body import analyse
 from pg2_pipeline.data.twin.person import DARK, LIGHT, Painter, draw_person
 from pg2_pipeline.data.twin.plan import TwinImage
 from pg2_pipeline.data.twin.scene import Scene, crop_background, finish, market_scene, studio_preset, studio_scene
+from pg2_pipeline.datasets import dataset_spec
 from pg2_pipeline.skeleton import visible
 
 # Typical trunk length (px) when a pose has too few joints to measure one.
@@ -119,7 +126,13 @@ def _junk(paint: Painter, app: Appearance, rng: np.random.Generator, h: int, w: 
         y0 = float(rng.uniform(0.0, 0.4) * h)
         paint.capsule((edge, y0), (edge, y0 + 0.45 * h), 0.35 * w, 0.3 * w, app.top)
         inner = edge + (0.3 * w if edge < 0 else -0.3 * w)
-        paint.capsule((inner, y0 + 0.05 * h), (inner, y0 + 0.4 * h), 0.1 * w, 0.08 * w, app.top if app.sleeves == "long" else app.skin)
+        paint.capsule(
+            (inner, y0 + 0.05 * h),
+            (inner, y0 + 0.4 * h),
+            0.1 * w,
+            0.08 * w,
+            app.top if app.sleeves == "long" else app.skin,
+        )
 
 
 def _closeup(paint: Painter, app: Appearance, seed: int, key: str, rng: np.random.Generator, h: int, w: int) -> None:
@@ -137,4 +150,6 @@ def _closeup(paint: Painter, app: Appearance, seed: int, key: str, rng: np.rando
     for _ in range(int(rng.integers(3, 6))):  # folds: blurred later into soft ridges
         x = float(rng.uniform(x0, x1))
         dx = float(rng.normal(0, 0.15 * w))
-        cv2.line(paint.shade, (int(x), 0), (int(x + dx), h), DARK if rng.random() < 0.6 else LIGHT, int(rng.integers(6, 18)))
+        cv2.line(
+            paint.shade, (int(x), 0), (int(x + dx), h), DARK if rng.random() < 0.6 else LIGHT, int(rng.integers(6, 18))
+        )

@@ -62,7 +62,14 @@ def finish(image: np.ndarray, scene: Scene, u: np.ndarray) -> np.ndarray:
 WALL_STYLES = ("brick", "windows", "shrubs", "glass", "concrete", "fence")
 GROUND_STYLES = ("tiles", "asphalt", "slabs", "bricks")
 # (R, G, B) casts: daylight, warm evening, cool shade, fluorescent green, overcast, sodium.
-LIGHT_CASTS = ((1.0, 1.0, 1.0), (1.12, 1.0, 0.82), (0.86, 0.96, 1.14), (0.93, 1.08, 0.92), (0.97, 0.98, 1.02), (1.1, 0.98, 0.85))
+LIGHT_CASTS = (
+    (1.0, 1.0, 1.0),
+    (1.12, 1.0, 0.82),
+    (0.86, 0.96, 1.14),
+    (0.93, 1.08, 0.92),
+    (0.97, 0.98, 1.02),
+    (1.1, 0.98, 0.85),
+)
 
 
 @functools.lru_cache(maxsize=16)
@@ -146,7 +153,9 @@ def _wall(region: np.ndarray, style: str, rng: np.random.Generator) -> None:
         _fill(region, (70, 110, 60), rng, cell=4, amount=30.0)
         for _ in range(60):
             c = (int(rng.integers(30, 80)), int(rng.integers(80, 140)), int(rng.integers(30, 70)))
-            cv2.circle(region, (int(rng.integers(0, w)), int(rng.integers(0, h))), int(rng.integers(2, 7)), c, -1, cv2.LINE_AA)
+            cv2.circle(
+                region, (int(rng.integers(0, w)), int(rng.integers(0, h))), int(rng.integers(2, 7)), c, -1, cv2.LINE_AA
+            )
     elif style == "glass":
         _fill(region, (70, 85, 95), rng, cell=10, amount=12.0)
         for x in range(int(rng.integers(0, 10)), w, int(rng.integers(14, 22))):
@@ -204,7 +213,9 @@ def _street_props(bg: np.ndarray, hy: int, rng: np.random.Generator) -> None:
         elif kind == 1:  # bin / planter
             c = CLOTH_COLORS[int(rng.integers(0, len(CLOTH_COLORS)))]
             y1 = hy + int(rng.integers(2, 10))
-            cv2.rectangle(bg, (x, y1 - int(rng.integers(10, 18))), (x + int(rng.integers(7, 12)), y1), _shade(c, 0.8), -1)
+            cv2.rectangle(
+                bg, (x, y1 - int(rng.integers(10, 18))), (x + int(rng.integers(7, 12)), y1), _shade(c, 0.8), -1
+            )
         else:  # bicycle wheels
             y = hy + int(rng.integers(4, 12))
             for dx in (0, 12):

@@ -11,11 +11,11 @@ from collections import defaultdict
 import cv2
 import numpy as np
 
-from pg2_pipeline.datasets import dataset_spec
 from pg2_pipeline.data.twin.appearance import rng_for
 from pg2_pipeline.data.twin.body import infer_view
 from pg2_pipeline.data.twin.plan import TwinImage
 from pg2_pipeline.data.twin.render import render_twin_rgb
+from pg2_pipeline.datasets import dataset_spec
 from pg2_pipeline.skeleton import visible
 
 COLUMNS = 6
@@ -30,9 +30,7 @@ def contact_sheet(items: list[TwinImage], dataset: str, seed: int, rows: int) ->
     """``(H, W, 3)`` uint8 RGB sheet with up to ``rows`` identities of ``items``."""
     chosen = _choose(items, seed, rows)
     zoom = ZOOM[dataset]
-    tiles_per_row = [
-        [(it, _tile(render_twin_rgb(it, dataset, seed), zoom)) for it in picks] for _, picks in chosen
-    ]
+    tiles_per_row = [[(it, _tile(render_twin_rgb(it, dataset, seed), zoom)) for it in picks] for _, picks in chosen]
     th, tw = _tile_shape(dataset, zoom)
     columns = max((len(row) for row in tiles_per_row), default=COLUMNS)
     width = max(PAD + columns * (tw + PAD), 560)  # the title needs ~560 px
