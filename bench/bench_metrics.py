@@ -30,11 +30,11 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from skimage.metrics import structural_similarity  # noqa: E402
 
 from pg2_pipeline.evaluate.fid import InceptionFeatures  # noqa: E402
 from pg2_pipeline.evaluate.lpips import LPIPS  # noqa: E402
 from pg2_pipeline.evaluate.metrics import SSIM_PROTOCOLS, ssim  # noqa: E402
+from tests.evaluate.reference_ssim import skimage_ssim  # noqa: E402
 
 THREADS = 2
 SIZES = {"128x64": (128, 64), "256x256": (256, 256)}
@@ -61,19 +61,7 @@ def _rate(fn, items: int, sync=lambda: None) -> float:
 
 def _skimage_call(g: np.ndarray, t: np.ndarray, protocol: str) -> float:
     """The published per-pair call of each protocol, on (H, W, 3) uint8 arrays."""
-    if protocol == "pg2":
-        return structural_similarity(t, g, channel_axis=-1)
-    if protocol == "gaussian":
-        return structural_similarity(
-            t,
-            g,
-            channel_axis=-1,
-            gaussian_weights=True,
-            sigma=1.5,
-            use_sample_covariance=False,
-            data_range=float(g.max()) - float(g.min()),
-        )
-    return structural_similarity(t / 255.0, g / 255.0, channel_axis=-1, data_range=1, win_size=51)
+    return skimage_ssim(g.transpose(2, 0, 1), t.transpose(2, 0, 1), protocol)
 
 
 def _pairs(size: tuple[int, int], n: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:

