@@ -5,7 +5,11 @@ stage, named like the stage (``twin``, ``image_index``, ...). A section holds th
 values; it may carry override blocks that are applied on top, in this order:
 
     datasets:  {market: {...}, deepfashion: {...}}   # per base.dataset
+    variants:  {pg2: {...}, pg2plus: {...}}          # per the section's own ``variant`` key
     profiles:  {tiny: {...}, quick: {...}, full: {...}}  # per base.profile
+
+The variant a section uses is its ``variant`` value after the dataset and profile blocks (a
+profile may choose one); the profile's other values still win over the variant's.
 
 Unknown keys, missing keys and wrong types fail with a :class:`ParamsError` naming the key and
 the expected type. The result is a tree of frozen dataclasses.
@@ -27,7 +31,7 @@ from pg2_pipeline import typed
 
 DATASETS = ("market", "deepfashion")
 PROFILES = ("tiny", "quick", "full")
-OVERRIDE_BLOCKS = ("datasets", "profiles")
+OVERRIDE_BLOCKS = ("datasets", "variants", "profiles")
 
 
 class ParamsError(ValueError):
@@ -87,6 +91,10 @@ class PairsParams:
     max_pairs_per_identity: int | None  # cap on mined pairs per identity (seeded sample); None: all
     test_protocol: Literal["standard", "mined"]  # standard: the published test pair lists
     flip_augmentation: bool  # train pairs also used mirrored (PG²): done on the fly by the loader
+    # The validation split: training identities held out of training (never test pairs), used for
+    # the validation curves and checkpoint selection. 0 = no validation split.
+    validation_identities: int
+    validation_pairs: int  # cap on the validation pairs (seeded sample)
 
 
 @dataclass(frozen=True)
@@ -112,6 +120,21 @@ class Stage1Params:
     checkpoint_every: int  # steps between checkpoints (and at the end)
     sample_every: int  # steps between sample grids
     log_every: int  # steps between MLflow loss records
+    # Validation on the pairs asset's validation split (held-out training identities):
+    validate_every: int  # steps between validations (and at the end); 0 = never
+    # Which weights the stage exports: "last" (the faithful reproduction) or the validation step
+    # with the best value of a validation metric (never chosen on test pairs).
+    select: Literal["last", "best_ssim", "best_mask_ssim", "best_lpips"]
+    seed: int | None  # training seed (init, loader order); None: base.seed. The data stays as it is.
+    # Learning rate over the run: "constant" (the paper) or "cosine" (from lr down to 0 at the last
+    # step; short runs end calmer). A function of the step alone, so a resumed run is exact.
+    lr_schedule: Literal["constant", "cosine"]
+    # Processes that train the stage: more than one runs torchrun with DistributedDataParallel
+    # (README, "Past one GPU"). batch_size is the global batch and must divide by their number.
+    nproc_per_node: int  # processes per machine (one per GPU; on a CPU, a share of its cores)
+    nnodes: int  # machines
+    rdzv_endpoint: str | None  # HOST:PORT of node 0 for a multi-node c10d rendezvous; None: one machine
+    backend: Literal["auto", "gloo", "nccl"]  # auto: nccl on CUDA, gloo on CPU
 
 
 @dataclass(frozen=True)
@@ -132,6 +155,30 @@ class Stage2Params:
     checkpoint_every: int
     sample_every: int
     log_every: int
+    # Validation on the pairs asset's validation split (held-out training identities):
+    validate_every: int  # steps between validations (and at the end); 0 = never
+    # Which weights the stage exports: "last" (the faithful reproduction) or the validation step
+    # with the best value of a validation metric (never chosen on test pairs).
+    # best_lpips_keep_ssim (stage 2 only): the lowest validation LPIPS among the steps whose SSIM
+    # stays within select_ssim_tolerance of G1's own — refine, never lose G1's structure.
+    select: Literal["last", "best_ssim", "best_mask_ssim", "best_lpips", "best_lpips_keep_ssim"]
+    select_ssim_tolerance: float
+    seed: int | None  # training seed (init, loader order); None: base.seed. The data stays as it is.
+    lr_schedule: Literal["constant", "cosine"]  # as stage1.lr_schedule, for G2 and D
+    # Processes that train the stage: more than one runs torchrun with DistributedDataParallel
+    # (README, "Past one GPU"). batch_size is the global batch and must divide by their number.
+    nproc_per_node: int  # processes per machine (one per GPU; on a CPU, a share of its cores)
+    nnodes: int  # machines
+    rdzv_endpoint: str | None  # HOST:PORT of node 0 for a multi-node c10d rendezvous; None: one machine
+    backend: Literal["auto", "gloo", "nccl"]  # auto: nccl on CUDA, gloo on CPU
+    # The discriminator and G2's objective: "pg2" is the paper's; the `variants:` block of
+    # params.yaml names the PG²+ combinations of the switches below (README, "PG²+ variants").
+    variant: str
+    d_input: Literal["image", "pair", "pose", "pair_pose"]  # image: the paper's D; pair: (I_A, X); pose: (X, P_B)
+    d_arch: Literal["dcgan", "patch"]  # dcgan: the paper's D (one logit); patch: a PatchGAN (a logit per patch)
+    spectral_norm: bool  # spectral normalisation of D's conv and linear weights
+    d_lr: float | None  # D's Adam learning rate; None: lr
+    lambda_perceptual: float  # weight of LPIPS(I_B', I_B) in G2's loss (AlexNet-LPIPS, the shipped weights); 0: off
 
 
 @dataclass(frozen=True)
@@ -145,7 +192,6 @@ class EvaluationParams:
     lpips: bool
     pckh: bool  # BlazePose on generated images vs the target keypoints
     inception_logits_weights: str | None  # TorchScript Inception with logits for IS; None: unavailable
-    curve_pairs: int  # test pairs scored at every checkpoint for the metric curves
     examples: int  # rows of best / median / worst examples in the picture
 
 
@@ -213,7 +259,50 @@ def params_from_dict(raw: Any, source: str = "params") -> Params:
         if name == "base":
             continue
         built[name] = _build(cls, _resolve_overrides(raw[name], name, base, cls, source), name, source)
-    return Params(**built)
+    params = Params(**built)
+    _check_values(params, source)
+    return params
+
+
+def _check_values(p: Params, source: str) -> None:
+    """Range and cross-key rules that types cannot say, each naming its key."""
+
+    def need(ok: bool, key: str, rule: str) -> None:
+        if not ok:
+            raise ParamsError(f"{source}: '{key}' {rule}")
+
+    need(p.pairs.validation_identities >= 0, "pairs.validation_identities", "must be >= 0")
+    need(p.pairs.validation_pairs >= 1, "pairs.validation_pairs", "must be >= 1")
+    for stage in ("stage1", "stage2"):
+        cfg = p.section(stage)
+        for key in ("steps", "batch_size", "checkpoint_every", "sample_every", "log_every"):
+            need(getattr(cfg, key) >= 1, f"{stage}.{key}", "must be >= 1")
+        need(cfg.lr > 0, f"{stage}.lr", "must be > 0")
+        need(cfg.validate_every >= 0, f"{stage}.validate_every", "must be >= 0 (0 = no validation)")
+        need(cfg.nproc_per_node >= 1 and cfg.nnodes >= 1, f"{stage}.nproc_per_node", "and nnodes must be >= 1")
+        world = cfg.nproc_per_node * cfg.nnodes
+        need(
+            cfg.batch_size % world == 0,
+            f"{stage}.batch_size",
+            f"({cfg.batch_size}) must divide by the {world} processes (nproc_per_node x nnodes)",
+        )
+        need(
+            cfg.nnodes == 1 or bool(cfg.rdzv_endpoint),
+            f"{stage}.rdzv_endpoint",
+            f"must be HOST:PORT of node 0 when {stage}.nnodes > 1",
+        )
+        if cfg.select != "last":
+            need(
+                cfg.validate_every > 0, f"{stage}.select", f"is {cfg.select!r}, which needs {stage}.validate_every > 0"
+            )
+            need(
+                p.pairs.validation_identities > 0,
+                f"{stage}.select",
+                f"is {cfg.select!r}, which needs a validation split (pairs.validation_identities > 0)",
+            )
+    need(p.stage2.select_ssim_tolerance >= 0, "stage2.select_ssim_tolerance", "must be >= 0")
+    need(p.stage2.lambda_perceptual >= 0, "stage2.lambda_perceptual", "must be >= 0 (0 = off)")
+    need(p.stage2.d_lr is None or p.stage2.d_lr > 0, "stage2.d_lr", "must be > 0 or null (= stage2.lr)")
 
 
 def _plain(section: Any, name: str, source: str) -> dict:
@@ -226,8 +315,15 @@ def _resolve_overrides(section: Any, name: str, base: BaseParams, cls: type, sou
     section = dict(_plain(section, name, source))
     blocks = {b: section.pop(b, None) for b in OVERRIDE_BLOCKS}
     valid = {f.name for f in fields(cls)}
-    choice = {"datasets": (base.dataset, DATASETS), "profiles": (base.profile, PROFILES)}
-    for block, overrides in blocks.items():  # datasets first, then profiles
+    if blocks["variants"] is not None and "variant" not in valid:
+        raise ParamsError(f"{source}: '{name}.variants' needs a '{name}.variant' key, which this section does not have")
+    variants = tuple(blocks["variants"] or ())
+    choice = {
+        "datasets": (base.dataset, DATASETS),
+        "variants": (_chosen_variant(section, blocks, base, name, variants, source), variants),
+        "profiles": (base.profile, PROFILES),
+    }
+    for block, overrides in blocks.items():  # datasets, then the variant, then profiles
         if overrides is None:
             continue
         if not isinstance(overrides, dict):
@@ -247,6 +343,21 @@ def _resolve_overrides(section: Any, name: str, base: BaseParams, cls: type, sou
                     )
         section.update(overrides.get(selected) or {})
     return section
+
+
+def _chosen_variant(
+    section: dict, blocks: dict, base: BaseParams, name: str, known: tuple[str, ...], source: str
+) -> str | None:
+    """The section's ``variant`` after the dataset and profile blocks (which may set it)."""
+    if "variant" not in section and not blocks["variants"]:
+        return None
+    chosen = section.get("variant")
+    for block, selected in (("datasets", base.dataset), ("profiles", base.profile)):
+        chosen = ((blocks[block] or {}).get(selected) or {}).get("variant", chosen)
+    if chosen not in known:
+        names = ", ".join(map(repr, known)) or "the names of a variants: block"
+        raise ParamsError(f"{source}: '{name}.variant' is {chosen!r}, expected one of {names}")
+    return chosen
 
 
 def _check_keys(mapping: dict, expected: typing.Iterable[str], where: str, what: str = "key") -> None:

@@ -20,7 +20,7 @@ from pg2_pipeline.env import find_project_root
 
 ASSET_NAMES = ("twin", "image_index", "keypoints", "pairs", "manifests", "stage1", "stage2", "evaluation")
 TRAINING_STAGES = ("stage1", "stage2")
-SPLITS = ("train", "test")
+SPLITS = ("train", "val", "test")  # val: held-out training identities (pairs.validation_identities)
 SUMMARY = "summary.json"
 
 
@@ -36,6 +36,11 @@ class StagePaths:
 
     def checkpoint(self, step: int) -> Path:
         return self.checkpoints / f"step-{step:08d}.pt"
+
+    @property
+    def best_checkpoint(self) -> Path:
+        """The networks at the best validation step so far (params ``select``)."""
+        return self.checkpoints / "best.pt"
 
     @property
     def samples(self) -> Path:
@@ -61,6 +66,11 @@ class StagePaths:
     @property
     def loss_curve(self) -> Path:
         return self.folder / "losses.png"
+
+    @property
+    def validation(self) -> Path:
+        """Validation metrics per validation step (JSON list)."""
+        return self.folder / "validation.json"
 
     @property
     def summary(self) -> Path:

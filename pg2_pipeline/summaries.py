@@ -161,6 +161,16 @@ class ManifestsSummary:
 
 
 @dataclass(frozen=True)
+class Selected:
+    """Which weights a training stage exported (params ``select``)."""
+
+    rule: str  # "last" or "best_<metric>"
+    step: int
+    metric: str | None  # the validation metric that chose (None for "last")
+    value: float | None
+
+
+@dataclass(frozen=True)
 class TrainingSummary:
     """stage1 and stage2 (read with ``asset=<stage>``)."""
 
@@ -183,6 +193,12 @@ class TrainingSummary:
     fingerprint: str
     code_version: dict[str, str]
     manifest_hash: str
+    seed: int  # the training seed
+    validation_pairs: int  # 0: no validation
+    selected: Selected
+    final_validation: dict[str, float]  # the last validation record (step and metrics)
+    validation_reference: dict[str, float]  # stage 2 with best_lpips_keep_ssim: G1's validation; else {}
+    processes: int  # world size: 1, or the torchrun processes that trained it
 
     def headline_losses(self, which: str = "final") -> dict[str, float]:
         """The total losses (``loss_G1``, ``loss_G2``, ``loss_D``), not their parts."""

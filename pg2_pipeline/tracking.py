@@ -63,10 +63,22 @@ def log_step_metrics(run_id: str, pending: list[tuple[int, dict, float]]) -> Non
     metrics = [
         Metric(k, float(v), now, step)
         for step, result, ips in pending
-        for k, v in {**result, "images_per_second": ips}.items()
+        for k, v in ({**result, "images_per_second": ips} if ips is not None else result).items()
     ]
     for start in range(0, len(metrics), 1000):  # the store's batch limit
         MlflowClient().log_batch(run_id, metrics=metrics[start : start + 1000])
+
+
+def run_exists(run_id: str) -> bool:
+    """Whether the active tracking store holds run ``run_id``."""
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    try:
+        MlflowClient().get_run(run_id)
+    except MlflowException:
+        return False
+    return True
 
 
 def run_url(experiment_id: str, run_id: str) -> str:

@@ -75,3 +75,51 @@ def test_section_hash_changes_with_its_section_only():
 def test_missing_params_file_is_named(tmp_path):
     with pytest.raises(ParamsError, match="params file not found"):
         load_params(tmp_path / "params.yaml")
+
+
+def test_stage2_variants_apply_between_datasets_and_profiles():
+    raw = raw_params()
+    raw["base"]["profile"] = "full"
+    params = params_from_dict(raw)
+    assert params.stage2.variant == "pg2" and params.stage2.d_input == "image"  # the paper, by default
+    raw["stage2"]["variant"] = "pg2plus"
+    plus = params_from_dict(raw).stage2
+    assert (plus.d_input, plus.d_arch, plus.spectral_norm, plus.lambda_perceptual) == ("pair_pose", "patch", True, 10.0)
+    raw["stage2"]["profiles"]["full"] = {"spectral_norm": False}  # a profile still wins over the variant
+    assert params_from_dict(raw).stage2.spectral_norm is False
+    raw["stage2"]["profiles"]["full"] = {"variant": "pg2_cond"}  # and may choose the variant
+    assert params_from_dict(raw).stage2.d_input == "pair_pose" and not params_from_dict(raw).stage2.spectral_norm
+
+
+@pytest.mark.parametrize(
+    "mutate, message",
+    [
+        (lambda r: r["stage2"].update(variant="best"), "'stage2.variant' is 'best', expected one of 'pg2', 'pg2_cond'"),
+        (lambda r: r["stage2"]["variants"].update(odd={"d_colour": 1}), "unknown key 'stage2.variants.odd.d_colour'"),
+        (lambda r: r["stage2"].update(d_input="triple"), "'stage2.d_input' expected one of 'image', 'pair'"),
+        (lambda r: r["stage2"].update(lambda_perceptual=-1), "'stage2.lambda_perceptual' must be >= 0"),
+        (lambda r: r["stage2"].update(d_lr=0), "'stage2.d_lr' must be > 0 or null"),
+        (lambda r: r["twin"].update(variants={"x": {}}), "'twin.variants' needs a 'twin.variant' key"),
+        (lambda r: r["stage1"].update(select="best_fid"), "'stage1.select' expected one of 'last', 'best_ssim'"),
+        (
+            lambda r: r["stage1"]["profiles"]["full"].update(select="best_ssim", validate_every=0),
+            "'stage1.select' is 'best_ssim', which needs stage1.validate_every > 0",
+        ),
+        (
+            lambda r: (
+                r["stage1"]["profiles"]["full"].update(select="best_ssim"),
+                r["pairs"].update(validation_identities=0),
+            ),
+            "needs a validation split (pairs.validation_identities > 0)",
+        ),
+        (lambda r: r["pairs"].update(validation_identities=-1), "'pairs.validation_identities' must be >= 0"),
+    ],
+)
+def test_bad_stage_params_name_the_key(mutate, message):
+    raw = raw_params()
+    raw["base"]["profile"] = "full"
+    raw["stage1"]["profiles"].setdefault("full", {})
+    mutate(raw)
+    with pytest.raises(ParamsError) as err:
+        params_from_dict(raw, source="params.yaml")
+    assert message in str(err.value)

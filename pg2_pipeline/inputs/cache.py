@@ -73,7 +73,10 @@ def build_cache(
     n, (h, w) = len(image_ids), size_hw
     shape = (n, h, w, 3)
     with atomic_path(folder.images(split)) as tmp:
-        np.memmap(tmp, dtype=np.uint8, mode="w+", shape=shape).flush()
+        if n == 0:  # an empty split (no validation identities): an empty file, no memmap
+            tmp.write_bytes(b"")
+        else:
+            np.memmap(tmp, dtype=np.uint8, mode="w+", shape=shape).flush()
         chunk = 256
         jobs = [(str(tmp), shape, s, [str(p) for p in paths[s : s + chunk]]) for s in range(0, n, chunk)]
         bar = progress_bar(n, f"cache {split}", "img", enabled=progress)
@@ -124,5 +127,7 @@ class TensorCache:
             raise CacheError(
                 f"{folder.keypoints(split)}: shape {keypoints.shape}, expected {(shape[0], NUM_JOINTS, 2)}"
             )
-        images = np.memmap(images_file, dtype=np.uint8, mode="r", shape=shape)
+        images = (
+            np.memmap(images_file, dtype=np.uint8, mode="r", shape=shape) if shape[0] else np.empty(shape, np.uint8)
+        )
         return cls(split, images, keypoints, header["image_ids"], header)

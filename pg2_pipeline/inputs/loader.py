@@ -56,6 +56,7 @@ class PairLoader:
         self.device = torch.device(device)
         self.height, self.width = cache.size_hw
         self._epoch: tuple[int, np.ndarray, np.ndarray] | None = None
+        self.rank, self.world = 0, 1  # see shard()
 
     @classmethod
     def from_manifest(cls, paths: ProjectPaths, split: str, batch_size: int, **kwargs) -> PairLoader:
@@ -88,14 +89,38 @@ class PairLoader:
         return self._epoch[1], self._epoch[2]
 
     def indices(self, step: int) -> tuple[np.ndarray, np.ndarray]:
-        """(pair rows, flip flags) of batch ``step``."""
+        """(pair rows, flip flags) of the global batch ``step``."""
         epoch, pos = divmod(step, self.steps_per_epoch)
         order, flips = self._epoch_plan(epoch)
         sel = order[pos * self.batch_size : (pos + 1) * self.batch_size]
         return sel, flips[sel]
 
+    def shard(self, rank: int, world: int) -> PairLoader:
+        """This loader for rank ``rank`` of ``world`` processes: the same seeded global batches,
+        of which :meth:`batch` returns the rank's contiguous slice (``batch_size / world`` pairs;
+        each pair once per epoch across the ranks)."""
+        if self.batch_size % world:
+            raise ValueError(f"batch_size {self.batch_size} does not divide by {world} processes")
+        shard = PairLoader(
+            self.cache,
+            self.pairs,
+            self.batch_size,
+            seed=self.seed,
+            shuffle=self.shuffle,
+            flip=self.flip,
+            device=self.device,
+        )
+        shard.rank, shard.world = rank, world
+        return shard
+
     def batch(self, step: int) -> Batch:
         rows, flip = self.indices(step)
+        if self.world > 1:
+            local = len(rows) // self.world
+            rows, flip = (
+                rows[self.rank * local : (self.rank + 1) * local],
+                flip[self.rank * local : (self.rank + 1) * local],
+            )
         cond_rows, tgt_rows = self.pairs[rows, 0], self.pairs[rows, 1]
         yx = self.cache.keypoints[tgt_rows].copy()  # (B, 18, 2)
         if flip.any():

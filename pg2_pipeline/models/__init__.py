@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from torch import nn
 
-from pg2_pipeline.models.discriminator import Discriminator
+from pg2_pipeline.models.discriminator import Discriminator, PatchDiscriminator
 from pg2_pipeline.models.g1 import G1
 from pg2_pipeline.models.g2 import G2
 
 GENERATORS: dict[str, type[nn.Module]] = {"g1": G1, "g2": G2}
-DISCRIMINATORS: dict[str, type[nn.Module]] = {"dcgan": Discriminator}
+DISCRIMINATORS: dict[str, type[nn.Module]] = {"dcgan": Discriminator, "patch": PatchDiscriminator}
 
 
 def build_generator(name: str, **kwargs) -> nn.Module:
@@ -24,7 +24,8 @@ def build_generator(name: str, **kwargs) -> nn.Module:
 
 
 def build_discriminator(name: str, **kwargs) -> nn.Module:
-    """``"dcgan"``; kwargs go to the constructor (height, width, base_channels)."""
+    """``"dcgan"`` (the paper) or ``"patch"`` (PatchGAN); kwargs go to the constructor (height,
+    width, base_channels, in_channels, spectral_norm)."""
     return _build("discriminator", DISCRIMINATORS, name, kwargs)
 
 
@@ -45,6 +46,7 @@ __all__ = [
     "G1",
     "G2",
     "Discriminator",
+    "PatchDiscriminator",
     "build_discriminator",
     "build_generator",
     "count_parameters",

@@ -79,9 +79,10 @@ def load_model(files: StagePaths, name: str, device: str | torch.device = "cpu")
 # ------------------------------------------------------------------------------ checkpoints
 
 
-def save_checkpoint(files: StagePaths, state: dict[str, Any]) -> Path:
-    """Writes ``state`` (must hold ``step`` and ``fingerprint``) atomically; returns the path."""
-    path = files.checkpoint(int(state["step"]))
+def save_checkpoint(files: StagePaths, state: dict[str, Any], path: Path | None = None) -> Path:
+    """Writes ``state`` (must hold ``step`` and ``fingerprint``) atomically to the step's file
+    (or ``path``); returns the path."""
+    path = path or files.checkpoint(int(state["step"]))
     with fileio.atomic_path(path) as tmp:
         torch.save({"format": CHECKPOINT_FORMAT, **state}, tmp)
     return path

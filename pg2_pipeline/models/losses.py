@@ -47,8 +47,11 @@ def discriminator_triplet_loss(d_real: Tensor, d_condition: Tensor, d_fake: Tens
     """D's objective on Market-1501 (reference ``_gan_loss``):
     ``0.5·BCE(D(I_B), 1) + 0.25·BCE(D(I_A), 0) + 0.25·BCE(D(I_B'), 0)``.
 
-    The condition image I_A is a real photo of the right person in the *wrong* pose; calling it
-    fake teaches D to reject images that ignore the target pose (paper Eq. 6 and Sec. 3.3).
+    The condition image I_A counts as a fake (paper Eq. 6 and Sec. 3.3). The reference D sees
+    single images, never the target pose, so this cannot teach it pose alignment: training pairs
+    come in both orders, I_A and I_B are drawn from one distribution, and the term only caps
+    D(real) near 2/3 (measured: accuracy on I_B ≈ 0.70, on I_A ≈ 0.30). Nothing stops G2 from
+    pasting I_A; a D that sees the pair or the pose (the PG²+ ``d_input`` variants) does.
     """
     return (
         0.5 * bce_logits(d_real, is_real=True)

@@ -55,6 +55,8 @@ def evaluation(context: AssetExecutionContext, project: ProjectResource) -> Mate
             "model": f"{reg.name} version {reg.version}",
             "model_alias": "champion" if reg.champion else "none (gate not passed)",
             "model_uri": reg.model_uri,
+            # flat float keys: the UI's Plots tab draws them across materializations
+            **{f"{metric}/{method}": MetadataValue.float(v) for (method, metric), v in m.numeric().items()},
         },
         check_results=[
             AssetCheckResult(

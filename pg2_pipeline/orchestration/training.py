@@ -52,6 +52,8 @@ def _training_metadata(s: TrainingSummary, paths) -> dict:
         "final_losses": MetadataValue.json(s.final_losses),
         "mlflow_run": MetadataValue.url(s.mlflow_run_url),
         "mlflow_run_id": s.mlflow_run_id,
+        "selected": f"{s.selected.rule}, step {s.selected.step}",
+        **{f"val_{k}": MetadataValue.float(v) for k, v in s.final_validation.items() if k != "step"},
         "weights": MetadataValue.path(str(files.folder)),
         "last_sample_grid": MetadataValue.md(viz.markdown_image(files.latest_sample, "samples")),
         "loss_curve": MetadataValue.md(viz.markdown_image(files.loss_curve, "losses")),
@@ -69,10 +71,10 @@ def _training_metadata(s: TrainingSummary, paths) -> dict:
     ),
 )
 def stage1(context: AssetExecutionContext, project: ProjectResource) -> MaterializeResult:
-    from pg2_pipeline.train.loop import train
+    from pg2_pipeline.train.loop import run_stage
     from pg2_pipeline.train.stage1 import Stage1
 
-    s = train(Stage1, project.params(), project.paths, dagster_run_id=context.run.run_id)
+    s = run_stage(Stage1, project.params(), project.paths, dagster_run_id=context.run.run_id)
     return MaterializeResult(metadata=_training_metadata(s, project.paths))
 
 
@@ -86,8 +88,8 @@ def stage1(context: AssetExecutionContext, project: ProjectResource) -> Material
     ),
 )
 def stage2(context: AssetExecutionContext, project: ProjectResource) -> MaterializeResult:
-    from pg2_pipeline.train.loop import train
+    from pg2_pipeline.train.loop import run_stage
     from pg2_pipeline.train.stage2 import Stage2
 
-    s = train(Stage2, project.params(), project.paths, dagster_run_id=context.run.run_id)
+    s = run_stage(Stage2, project.params(), project.paths, dagster_run_id=context.run.run_id)
     return MaterializeResult(metadata=_training_metadata(s, project.paths))

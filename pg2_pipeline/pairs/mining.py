@@ -2,7 +2,10 @@
 
 Train pairs are always mined. Test pairs are by default the standard published lists (Market
 12,000, DeepFashion 8,570) so numbers are comparable with the literature; ``mined`` applies the
-train rules to the test split instead. Filters (params ``pairs``): a minimum number of visible
+train rules to the test split instead. The validation split is carved from the training
+identities: ``validation_identities`` of them (a seeded choice) leave training, and a seeded
+sample of ``validation_pairs`` of their mined pairs forms split ``val`` (curves and checkpoint
+selection never look at the test pairs). Filters (params ``pairs``): a minimum number of visible
 joints and the Deformable GAN torso rule (both shoulders and both hips visible). A per-identity cap
 keeps a seeded sample. Standard pairs that cannot be used are listed with the reason.
 """
@@ -161,9 +164,33 @@ def mine_pairs(
             unused_table = unused
     if cfg.test_protocol == "mined":
         unused_table = pa.Table.from_pylist([], schema=UNUSED_STANDARD_PAIRS)
+    rows = carve_validation(rows, cfg.validation_identities, cfg.validation_pairs, seed)
     for i, row in enumerate(rows):
         row["pair_id"] = i
     return pa.Table.from_pylist(rows, schema=PAIRS), unused_table, report
+
+
+def carve_validation(rows: list[dict], identities: int, max_pairs: int, seed: int) -> list[dict]:
+    """``rows`` with the train pairs of ``identities`` seeded train identities moved to split
+    ``val`` (at most ``max_pairs`` of them, a seeded sample; the others are dropped: an identity
+    is never in two splits)."""
+    train_ids = sorted({r["person_id"] for r in rows if r["split"] == "train"})
+    if identities <= 0:
+        return rows
+    if identities >= len(train_ids):
+        raise ValueError(
+            f"params pairs.validation_identities is {identities}, but there are only {len(train_ids)} training "
+            "identities with pairs: keep most of them for training"
+        )
+    rng = np.random.default_rng([seed, zlib.crc32(b"validation")])
+    held_out = {train_ids[i] for i in rng.choice(len(train_ids), size=identities, replace=False)}
+    val = [r for r in rows if r["split"] == "train" and r["person_id"] in held_out]
+    if len(val) > max_pairs:
+        keep = set(rng.choice(len(val), size=max_pairs, replace=False).tolist())
+        val = [r for i, r in enumerate(val) if i in keep]
+    val = [{**r, "split": "val"} for r in val]
+    kept = [r for r in rows if not (r["split"] == "train" and r["person_id"] in held_out)]
+    return [r for r in kept if r["split"] == "train"] + val + [r for r in kept if r["split"] != "train"]
 
 
 def leaked_identities(pairs: pa.Table) -> set[str]:

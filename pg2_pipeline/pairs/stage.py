@@ -10,6 +10,7 @@ import numpy as np
 
 from pg2_pipeline import fileio, summaries, viz
 from pg2_pipeline.pairs.mining import leaked_identities, mine_pairs, self_pairs
+from pg2_pipeline.paths import SPLITS
 from pg2_pipeline.schemas import (
     IMAGE_INDEX,
     IMAGE_INDEX_NAME,
@@ -41,7 +42,7 @@ def build_pairs(params, paths) -> PairsSummary:
 
     splits = pairs.column("split").to_pylist()
     persons = pairs.column("person_id").to_pylist()
-    per_identity = {s: Counter(p for p, sp in zip(persons, splits) if sp == s) for s in ("train", "test")}
+    per_identity = {s: Counter(p for p, sp in zip(persons, splits) if sp == s) for s in SPLITS}
     train_pairs = sum(per_identity["train"].values())
     pairs_per_split = {s: sum(c.values()) for s, c in per_identity.items()}
     params_hash = params.section_hash("image_index", "keypoints", "pairs")
@@ -80,12 +81,15 @@ def build_pairs(params, paths) -> PairsSummary:
     return summary
 
 
+SPLIT_COLORS = {"train": "#4C72B0", "val": "#55A868", "test": "#DD8452"}
+
+
 def histogram(per_identity: dict[str, Counter]) -> np.ndarray:
     plt = viz.pyplot()
     fig, axes = plt.subplots(1, len(per_identity), figsize=(4.2 * len(per_identity), 3), dpi=110)
     for ax, (split, counts) in zip(np.atleast_1d(axes), per_identity.items()):
         values = list(counts.values()) or [0]
-        ax.hist(values, bins=min(40, max(5, len(set(values)))), color="#4C72B0" if split == "train" else "#DD8452")
+        ax.hist(values, bins=min(40, max(5, len(set(values)))), color=SPLIT_COLORS[split])
         ax.set_title(f"{split}: {sum(values)} pairs, {len(counts)} identities", fontsize=9)
         ax.set_xlabel("pairs per identity", fontsize=8)
         ax.set_ylabel("identities", fontsize=8)

@@ -95,13 +95,16 @@ def publish_evaluation(
     files = paths.evaluation
     experiment_id = tracking.setup(params, paths.root)
     version = code_version(paths.root, "evaluation")
+    stage1 = summaries.read(paths.stage("stage1").summary, TrainingSummary, "stage1")
     stage2 = summaries.read(paths.stage("stage2").summary, TrainingSummary, "stage2")
+    selected = {f"{s.stage}.selected": f"{s.selected.rule} (step {s.selected.step})" for s in (stage1, stage2)}
     tags = {
         "pg2.stage": "evaluation",
         "dagster.run_id": dagster_run_id or "none",
         "git.commit": version["git_commit"],
         "manifest.hash": stage2.manifest_hash,
         "stage2.mlflow_run_id": stage2.mlflow_run_id,
+        **selected,
     }
     with mlflow.start_run(experiment_id=experiment_id, run_name="evaluation", tags=tags):
         mlflow.log_params(
@@ -123,12 +126,15 @@ def publish_evaluation(
                 "dataset": params.base.dataset,
                 gate.metric: gate.value,
                 f"{gate.baseline}_{gate.metric}": gate.baseline_value,
+                "selected": selected,
             },
         )
         tags = {
             gate.metric: f"{gate.value:.4f}",
             f"{gate.baseline}_{gate.metric}": f"{gate.baseline_value:.4f}",
             "dataset": params.base.dataset,
+            "stage2.variant": params.stage2.variant,
+            **selected,
         }
         registration = register(model_uri, params.mlflow.registered_model, gate, tags=tags)
         mlflow.set_tag("registered_model", f"{registration.name}/{registration.version}")

@@ -11,10 +11,14 @@ updates; this loop owns the rest:
 * A NaN/inf loss stops the run naming the step and the last good checkpoint.
 * Progress bar with losses and images/s; sample grids every K steps; one MLflow run per stage
   (params, per-step losses, images/s, grids, final weights), resumed with the checkpoint.
+* Validation every K steps on the held-out training identities (:mod:`.validation`): curves in
+  ``validation.json`` and MLflow (``val_*``); params ``select`` exports the best validation
+  step's networks instead of the last ones, and the summary records which.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import math
@@ -33,9 +37,11 @@ from pg2_pipeline.paths import ProjectPaths
 from pg2_pipeline.progress import bar as progress_bar
 from pg2_pipeline.provenance import code_version, file_hash
 from pg2_pipeline.runtime import Runtime, keep_large_allocations
-from pg2_pipeline.summaries import TrainingSummary
+from pg2_pipeline.summaries import Selected, TrainingSummary
+from pg2_pipeline.train.distributed import Dist, launch, world_size
 from pg2_pipeline.train.samples import sample_grid
-from pg2_pipeline.train.stage import StageContext, TrainingStage
+from pg2_pipeline.train.stage import StageContext, TrainingStage, lr_factor
+from pg2_pipeline.train.validation import KEEP_SSIM, Selection, Validator
 
 SAMPLE_PAIRS = 6
 
@@ -44,32 +50,51 @@ class TrainingDivergedError(RuntimeError):
     """A loss became NaN or infinite."""
 
 
+def run_stage(
+    stage_cls: type[TrainingStage], params, paths: ProjectPaths, *, dagster_run_id: str | None = None
+) -> TrainingSummary:
+    """What the asset calls: one process trains here; several (params ``nproc_per_node`` ×
+    ``nnodes`` > 1) are launched with torchrun (:mod:`.distributed`)."""
+    if world_size(params.section(stage_cls.name)) > 1:
+        return launch(stage_cls.name, params, paths, dagster_run_id=dagster_run_id)
+    return train(stage_cls, params, paths, dagster_run_id=dagster_run_id)
+
+
 def train(
     stage_cls: type[TrainingStage],
     params,
     paths: ProjectPaths,
     *,
+    dist: Dist | None = None,
     dagster_run_id: str | None = None,
     progress: bool = True,
-) -> TrainingSummary:
+) -> TrainingSummary | None:
     """Trains ``stage_cls`` to ``params.<stage>.steps`` (resuming when possible) and writes
-    weights, sample grids, history and summary under ``assets/<stage>/``."""
+    weights, sample grids, history and summary under ``assets/<stage>/``. With ``dist`` (a
+    torchrun worker) this process trains its share; rank 0 alone writes and returns the
+    summary, the other ranks return None."""
     name = stage_cls.name
     cfg = params.section(name)
-    files = paths.stage(name)
+    main = dist is None or dist.is_main
     rt = Runtime.resolve(cfg.device, cfg.precision, cfg.channels_last)
-    rt.seed(params.base.seed)
+    if dist is not None:
+        rt = dataclasses.replace(rt, device=dist.device(rt.device))
+    seed = params.base.seed if cfg.seed is None else cfg.seed
+    rt.seed(seed)
     keep_large_allocations()  # large batches would page-fault in on every step otherwise
 
     loader = PairLoader.from_manifest(
-        paths, "train", cfg.batch_size, seed=params.base.seed, flip=params.pairs.flip_augmentation, device=rt.device
+        paths, "train", cfg.batch_size, seed=seed, flip=params.pairs.flip_augmentation, device=rt.device
     )
-    samples = _sample_batch(paths, rt.device)
+    if dist is not None:
+        dist.local_batch(cfg.batch_size, f"{name}.batch_size")
+        loader = loader.shard(dist.rank, dist.world)
     stage = stage_cls.build(StageContext(cfg, params, paths, (loader.height, loader.width), rt))
-
+    run_params = {"base": asdict(params.base), name: asdict(cfg), "flip_augmentation": params.pairs.flip_augmentation}
+    for key in LAUNCH_KEYS:  # how many processes ran it is not what the run computes
+        run_params[name].pop(key)
     manifest_hash = file_hash(paths.manifest_table("train"))
     version = code_version(paths.root, name)
-    run_params = {"base": asdict(params.base), name: asdict(cfg), "flip_augmentation": params.pairs.flip_augmentation}
     fingerprint = hashlib.sha256(
         json.dumps(
             {**run_params, "manifest": manifest_hash, "code": version["code_hash"], "inputs": stage.inputs_hash()},
@@ -77,82 +102,41 @@ def train(
         ).encode()
     ).hexdigest()[:16]
 
-    # ---- resume
+    record = (
+        _Record(name, cfg, params, paths, rt, stage, fingerprint, version, manifest_hash, run_params, dagster_run_id)
+        if main
+        else None
+    )
+
+    # ---- resume (every rank loads the same checkpoint; rank 0 removes the stale ones)
     start_step, history, mlflow_run_id = 0, [], None
-    last_good, state, stale = io.latest_matching(files, fingerprint, map_location=rt.device)
-    for path in stale:
-        path.unlink()
+    last_good, state, stale = io.latest_matching(paths.stage(name), fingerprint, map_location=rt.device)
     if state is not None:
         stage.load_state(state["models"], state["optimizers"])
         _set_rng_state(state["rng"], rt.device)
         start_step, history, mlflow_run_id = int(state["step"]), list(state["history"]), state.get("mlflow_run_id")
+    if dist is not None:
+        dist.barrier()  # everyone has read its checkpoint before any file goes
+        stage.distribute(rt.device)
     if cfg.compile:
         stage.compile()
-
-    # ---- tracking
-    import mlflow
-
-    experiment_id = tracking.setup(params, paths.root)
-    tags = {
-        "pg2.stage": name,
-        "dagster.run_id": dagster_run_id or "none",
-        "git.commit": version["git_commit"],
-        "manifest.hash": manifest_hash,
-        "code.hash": version["code_hash"],
-        "checkpoint.fingerprint": fingerprint,
-    }
-    run = mlflow.start_run(
-        run_id=mlflow_run_id, experiment_id=experiment_id, run_name=None if mlflow_run_id else name, tags=tags
-    )
-    if mlflow_run_id is None:
-        mlflow.log_params(tracking.flatten("", run_params))
-        mlflow.log_params(
-            {
-                "device": rt.device.type,
-                "autocast": str(rt.amp),
-                "height": loader.height,
-                "width": loader.width,
-                "train_pairs": len(loader.pairs),
-                "steps_per_epoch": loader.steps_per_epoch,
-            }
-        )
-    mlflow_run_id = run.info.run_id
-
-    def save(step: int) -> Path:
-        models, optimizers = stage.state()
-        return io.save_checkpoint(
-            files,
-            {
-                "step": step,
-                "stage": name,
-                "fingerprint": fingerprint,
-                "models": models,
-                "optimizers": optimizers,
-                "rng": _rng_state(rt.device),
-                "params": json.loads(json.dumps(run_params)),
-                "code_version": version,
-                "history": history,
-                "mlflow_run_id": mlflow_run_id,
-            },
-        )
-
-    def write_samples(step: int) -> None:
-        grid = sample_grid(samples, stage.samples(samples))
-        fileio.write_png(files.sample(step), grid)
-        fileio.write_png(files.latest_sample, grid)
-        mlflow.log_artifact(str(files.sample(step)), artifact_path="samples")
+    if record is not None:
+        for path in stale:
+            path.unlink(missing_ok=True)
+        record.start(state, start_step, mlflow_run_id, loader)
 
     # ---- train
-    if start_step == 0 and files.samples.is_dir():  # grids of an earlier, different run
-        for old in files.samples.glob("*.png"):
-            old.unlink()
     started, pending = time.perf_counter(), []
-    bar = progress_bar(cfg.steps, name, "step", enabled=progress, initial=start_step)
+    bar = progress_bar(cfg.steps, name, "step", enabled=progress and main, initial=start_step)
     try:
-        if start_step == 0:
-            write_samples(0)
+        if record is not None and start_step == 0:
+            record.samples(0)
+            record.validate(0)
         for step in range(start_step, cfg.steps):
+            stage.scale_lr(lr_factor(cfg.lr_schedule, step, cfg.steps))
             result = stage.step(loader.batch(step).to(rt.device, memory_format=rt.memory_format))
+            if dist is not None:
+                result = dist.mean(result)  # the global batch's losses, on every rank
             done = step + 1
             bad = [k for k, v in result.items() if not math.isfinite(v)]
             if bad:
@@ -165,54 +149,195 @@ def train(
             losses = {k: f"{v:.3f}" for k, v in result.items() if k.startswith("loss_") and k.count("_") <= 1}
             bar.set_postfix(losses | {"img/s": f"{images_per_second:.1f}"}, refresh=False)
             bar.update(1)
+            if record is None:
+                continue
             pending.append((done, result, images_per_second))
             if done % cfg.log_every == 0 or done == cfg.steps:
-                tracking.log_step_metrics(mlflow_run_id, pending)
+                tracking.log_step_metrics(record.run_id, pending)
                 pending = []
             if done % cfg.sample_every == 0 or done == cfg.steps:
-                write_samples(done)
+                record.samples(done)
+            if cfg.validate_every and (done % cfg.validate_every == 0 or done == cfg.steps):
+                record.validate(done)
             if done % cfg.checkpoint_every == 0 or done == cfg.steps:
-                last_good = save(done)
+                last_good = record.checkpoint(done, history)
     except BaseException:
         bar.close()
-        mlflow.end_run(status="FAILED")
+        if record is not None:
+            record.fail()
         raise
     bar.close()
-    seconds = time.perf_counter() - started
+    if record is None:
+        return None
+    return record.finish(history, start_step, time.perf_counter() - started, seed, loader)
 
-    # ---- outputs
-    exported = stage.export(files)
-    fileio.write_json(files.history, history)
-    fileio.write_png(files.loss_curve, loss_curve(history, name))
-    summary = TrainingSummary(
-        stage=name,
-        steps=cfg.steps,
-        resumed_from_step=start_step,
-        device=rt.device.type,
-        autocast=rt.precision,
-        batch_size=cfg.batch_size,
-        image_size=(loader.height, loader.width),
-        seconds_this_session=round(seconds, 2),
-        images_per_second=round((cfg.steps - start_step) * cfg.batch_size / max(seconds, 1e-9), 2),
-        first_losses=_losses(history[0]) if history else {},
-        final_losses=_losses(history[-1]) if history else {},
-        mlflow_run_id=mlflow_run_id,
-        mlflow_experiment_id=experiment_id,
-        mlflow_run_url=tracking.run_url(experiment_id, mlflow_run_id),
-        tracking_uri=tracking.tracking_uri(params, paths.root),
-        fingerprint=fingerprint,
-        code_version=version,
-        manifest_hash=manifest_hash,
-    )
-    summaries.write(files.summary, summary)
-    mlflow.log_metric("images_per_second_mean", summary.images_per_second)
-    for path in (files.loss_curve, files.history, files.summary):
-        mlflow.log_artifact(str(path))
-    for path in exported:
-        if path.suffix == ".safetensors":
-            mlflow.log_artifact(str(path), artifact_path="weights")
-    mlflow.end_run()
-    return summary
+
+LAUNCH_KEYS = ("nproc_per_node", "nnodes", "rdzv_endpoint", "backend")
+
+
+class _Record:
+    """What rank 0 (or the only process) writes: the MLflow run, sample grids, validation and
+    the selection, checkpoints, and at the end weights, history and summary."""
+
+    def __init__(
+        self, name, cfg, params, paths, rt, stage, fingerprint, version, manifest_hash, run_params, dagster_run_id
+    ):
+        self.name, self.cfg, self.params, self.paths, self.rt, self.stage = name, cfg, params, paths, rt, stage
+        self.files = paths.stage(name)
+        self.fingerprint, self.version, self.manifest_hash, self.run_params = (
+            fingerprint,
+            version,
+            manifest_hash,
+            run_params,
+        )
+        self.dagster_run_id = dagster_run_id
+        self.sample_batch = _sample_batch(paths, rt.device)
+        self.validator = _validator(name, cfg, paths, rt.device)
+        self.selection = Selection(
+            cfg.select, self.files, fingerprint, rt.device, getattr(cfg, "select_ssim_tolerance", 0.0)
+        )
+        if self.validator is not None and cfg.select == KEEP_SSIM:
+            self.selection.reference = self.validator(stage.reference_output)
+
+    def start(self, state: dict | None, start_step: int, mlflow_run_id: str | None, loader: PairLoader) -> None:
+        import mlflow
+
+        self.selection.restore(state["validation"] if state is not None else [], start_step)
+        if start_step == 0 and self.files.samples.is_dir():  # grids of an earlier, different run
+            for old in self.files.samples.glob("*.png"):
+                old.unlink()
+        self.experiment_id = tracking.setup(self.params, self.paths.root)
+        tags = {
+            "pg2.stage": self.name,
+            "dagster.run_id": self.dagster_run_id or "none",
+            "git.commit": self.version["git_commit"],
+            "manifest.hash": self.manifest_hash,
+            "code.hash": self.version["code_hash"],
+            "checkpoint.fingerprint": self.fingerprint,
+        }
+        if mlflow_run_id is not None and not tracking.run_exists(mlflow_run_id):
+            store = mlflow.get_tracking_uri()
+            print(f"{self.name}: the checkpoint's MLflow run {mlflow_run_id} is not in {store}: a new run", flush=True)
+            mlflow_run_id = None  # a checkpoint from another store (copied, or its run deleted)
+        run_name = None if mlflow_run_id else self.name
+        self.run_id = mlflow.start_run(
+            run_id=mlflow_run_id, experiment_id=self.experiment_id, run_name=run_name, tags=tags
+        ).info.run_id
+        if mlflow_run_id is None:
+            mlflow.log_params(tracking.flatten("", self.run_params))
+            launch = {k: getattr(self.cfg, k) for k in LAUNCH_KEYS}
+            mlflow.log_params(
+                {
+                    "device": self.rt.device.type,
+                    "autocast": str(self.rt.amp),
+                    "height": loader.height,
+                    "width": loader.width,
+                    "train_pairs": len(loader.pairs),
+                    "steps_per_epoch": loader.steps_per_epoch,
+                    **tracking.flatten("launch", launch),
+                }
+            )
+
+    def samples(self, step: int) -> None:
+        import mlflow
+
+        grid = sample_grid(self.sample_batch, self.stage.samples(self.sample_batch))
+        fileio.write_png(self.files.sample(step), grid)
+        fileio.write_png(self.files.latest_sample, grid)
+        mlflow.log_artifact(str(self.files.sample(step)), artifact_path="samples")
+
+    def validate(self, step: int) -> None:
+        if self.validator is None:
+            return
+        metrics = self.validator(self.stage.output)
+        self.selection.record(step, metrics, self.stage)
+        tracking.log_step_metrics(self.run_id, [(step, {f"val_{k}": v for k, v in metrics.items()}, None)])
+
+    def checkpoint(self, step: int, history: list[dict]) -> Path:
+        models, optimizers = self.stage.state()
+        state = {
+            "step": step,
+            "stage": self.name,
+            "fingerprint": self.fingerprint,
+            "models": models,
+            "optimizers": optimizers,
+            "rng": _rng_state(self.rt.device),
+            "params": json.loads(json.dumps(self.run_params)),
+            "code_version": self.version,
+            "history": history,
+            "validation": self.selection.history,
+            "mlflow_run_id": self.run_id,
+        }
+        return io.save_checkpoint(self.files, state)
+
+    def fail(self) -> None:
+        import mlflow
+
+        mlflow.end_run(status="FAILED")
+
+    def finish(
+        self, history: list[dict], start_step: int, seconds: float, seed: int, loader: PairLoader
+    ) -> TrainingSummary:
+        import mlflow
+
+        cfg, files, selection = self.cfg, self.files, self.selection
+        selected = selection.apply(self.stage, cfg.steps)
+        exported = self.stage.export(files)
+        fileio.write_json(files.history, history)
+        fileio.write_json(files.validation, selection.history)
+        fileio.write_png(files.loss_curve, loss_curve(history, self.name))
+        summary = TrainingSummary(
+            stage=self.name,
+            steps=cfg.steps,
+            resumed_from_step=start_step,
+            device=self.rt.device.type,
+            autocast=self.rt.precision,
+            batch_size=cfg.batch_size,
+            image_size=(loader.height, loader.width),
+            seconds_this_session=round(seconds, 2),
+            images_per_second=round((cfg.steps - start_step) * cfg.batch_size / max(seconds, 1e-9), 2),
+            first_losses=_losses(history[0]) if history else {},
+            final_losses=_losses(history[-1]) if history else {},
+            mlflow_run_id=self.run_id,
+            mlflow_experiment_id=self.experiment_id,
+            mlflow_run_url=tracking.run_url(self.experiment_id, self.run_id),
+            tracking_uri=tracking.tracking_uri(self.params, self.paths.root),
+            fingerprint=self.fingerprint,
+            code_version=self.version,
+            manifest_hash=self.manifest_hash,
+            seed=seed,
+            validation_pairs=self.validator.pairs if self.validator else 0,
+            selected=Selected(**selected),
+            final_validation=selection.history[-1] if selection.history else {},
+            validation_reference=selection.reference,
+            processes=world_size(cfg),
+        )
+        summaries.write(files.summary, summary)
+        mlflow.log_metric("images_per_second_mean", summary.images_per_second)
+        mlflow.set_tags({"selected.rule": selected["rule"], "selected.step": str(selected["step"])})
+        if selected["value"] is not None:
+            mlflow.log_metric(f"selected_val_{selected['metric']}", selected["value"], step=selected["step"])
+        for path in (files.loss_curve, files.history, files.validation, files.summary):
+            mlflow.log_artifact(str(path))
+        for path in exported:
+            if path.suffix == ".safetensors":
+                mlflow.log_artifact(str(path), artifact_path="weights")
+        mlflow.end_run()
+        return summary
+
+
+def _validator(name: str, cfg, paths: ProjectPaths, device: torch.device) -> Validator | None:
+    """The validation pairs' scorer, or None without validation (``validate_every: 0``)."""
+    if not cfg.validate_every:
+        return None
+    if not Validator.pairs_of(paths):
+        if cfg.select != "last":
+            raise ValueError(
+                f"params {name}.select is {cfg.select!r}, but the manifests have no validation pairs: set "
+                "pairs.validation_identities > 0 and rematerialize pairs and manifests"
+            )
+        return None
+    return Validator(paths, device)
 
 
 def _losses(entry: dict) -> dict[str, float]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import abc
 import contextlib
+import math
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +22,7 @@ from torch import nn
 
 from pg2_pipeline.inputs.batch import Batch
 from pg2_pipeline.models import io
+from pg2_pipeline.models.sync_bn import synchronize_batchnorm
 from pg2_pipeline.paths import ProjectPaths, StagePaths
 from pg2_pipeline.runtime import Runtime, autocast
 
@@ -57,7 +59,11 @@ class TrainingStage(abc.ABC):
         self, networks: dict[str, nn.Module], optimizers: dict[str, torch.optim.Optimizer], amp: torch.dtype | None
     ):
         self.networks, self.optimizers, self.amp = networks, optimizers, amp
-        self._run = dict(networks)  # what the step calls: the networks or compiled wrappers
+        # What the updates call: ``_plain`` the networks (or their torch.compile wrappers);
+        # ``_run`` the same, or their DDP wrappers once distributed (gradients averaged).
+        self._plain = dict(networks)
+        self._run = dict(networks)
+        self._base_lr = {name: [g["lr"] for g in opt.param_groups] for name, opt in optimizers.items()}
 
     # --- what the loop calls -------------------------------------------------------------
     @classmethod
@@ -78,27 +84,63 @@ class TrainingStage(abc.ABC):
         """Named float images (B, 3, H, W) for the sample grid's columns."""
 
     @abc.abstractmethod
+    def output(self, batch: Batch) -> Tensor:
+        """The stage's generated image (B, 3, H, W) in [-1, 1]: what validation scores."""
+
+    def reference_output(self, batch: Batch) -> Tensor | None:
+        """What the stage starts from, scored once for params ``select: best_lpips_keep_ssim``
+        (stage 2: G1's image); None when there is nothing to compare with."""
+        return None
+
+    @abc.abstractmethod
     def export(self, files: StagePaths) -> list[Path]:
         """Writes the final networks into the stage folder; returns the files written."""
 
+    def scale_lr(self, factor: float) -> None:
+        """Every optimizer at ``factor`` × its initial learning rate (the schedule's value)."""
+        for name, opt in self.optimizers.items():
+            for group, base in zip(opt.param_groups, self._base_lr[name], strict=True):
+                group["lr"] = base * factor
+
     def compile(self) -> None:
         """Steps run ``torch.compile``d networks; checkpoints keep the plain modules."""
-        self._run = {name: torch.compile(m) for name, m in self.networks.items()}
+        self._plain = {name: torch.compile(m) for name, m in self.networks.items()}
+        self._run = {name: torch.compile(m) for name, m in self._run.items()}
+
+    def distribute(self, device: torch.device) -> None:
+        """Trains across the process group: BatchNorm synchronised across ranks, the trained
+        networks wrapped in DistributedDataParallel (call before :meth:`compile`)."""
+        from torch.nn.parallel import DistributedDataParallel
+
+        for name in self.trained:
+            synchronize_batchnorm(self.networks[name], device)
+            ids = [device.index] if device.type == "cuda" else None
+            self._run[name] = DistributedDataParallel(self.networks[name], device_ids=ids)
 
     def state(self) -> tuple[dict, dict]:
         """(network state dicts, optimizer state dicts) for a checkpoint."""
         models = {n: io.unwrap(self.networks[n]).state_dict() for n in self.trained}
         return models, {n: o.state_dict() for n, o in self.optimizers.items()}
 
-    def load_state(self, models: dict, optimizers: dict) -> None:
+    def load_state(self, models: dict, optimizers: dict | None = None) -> None:
+        """Network (and, when given, optimizer) state from a checkpoint."""
         for name in self.trained:
-            self.networks[name].load_state_dict(models[name])
-        for name, opt in self.optimizers.items():
+            io.unwrap(self.networks[name]).load_state_dict(models[name])
+        for name, opt in self.optimizers.items() if optimizers is not None else ():
             opt.load_state_dict(optimizers[name])
 
     def autocast(self, batch: Batch) -> contextlib.AbstractContextManager:
         """bf16 autocast on the batch's device when the stage runs in bf16."""
         return autocast(batch.target.device.type, self.amp)
+
+
+def lr_factor(schedule: str, step: int, steps: int) -> float:
+    """The learning-rate multiplier of update ``step`` (0-based) of ``steps``."""
+    if schedule == "constant":
+        return 1.0
+    if schedule == "cosine":
+        return 0.5 * (1.0 + math.cos(math.pi * step / steps))
+    raise ValueError(f"unknown lr_schedule {schedule!r} (expected constant or cosine)")
 
 
 def make_optimizer(

@@ -66,5 +66,11 @@ class Stage1(TrainingStage):
         with self.autocast(batch):
             return {"G1": self.g1(batch.condition, batch.target_map).float()}
 
+    @torch.no_grad()
+    def output(self, batch: Batch) -> torch.Tensor:
+        """G1's image (B, 3, H, W) for validation."""
+        with self.autocast(batch):
+            return self.g1(batch.condition, batch.target_map).float()
+
     def export(self, files: StagePaths) -> list[Path]:
         return io.save_model(files, "g1", self.g1, self.config)

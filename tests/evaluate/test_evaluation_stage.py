@@ -48,10 +48,20 @@ def test_metrics_table_has_every_method_and_protocol(evaluated):
             "lpips",
             "fid",
             "pckh",
+            "mask_ssim_condmask",
+            "ssim_to_condition",
+            "l1_to_condition",
+            "detection_rate",
+            "pckh_detected",
+            "detection_rate_real_targets",
         } <= set(m)
         assert 0 < m["ssim"] <= 1 and 0 < m["mask_ssim"] <= 1 and m["fid"] > 0 and 0 <= m["pckh"] <= 1
         assert m["ssim"] == m["ssim_pg2"]  # the default protocol
         assert m["is"] == m["mask_is"] == "unavailable: no Inception logits weights"
+        assert 0 <= m["detection_rate"] <= 1 and m["mask_ssim_condmask"] != m["mask_ssim"]
+    # the copy detector: the copy baseline is its own condition image
+    assert metrics.copy["ssim_to_condition"] == 1.0 and metrics.copy["l1_to_condition"] == 0.0
+    assert metrics.stage1["ssim_to_condition"] < 1.0
     table = paths.evaluation.table.read_text()
     assert (
         "| PG² (stage 1 + 2) |" in table
@@ -59,6 +69,11 @@ def test_metrics_table_has_every_method_and_protocol(evaluated):
         and "| copy the condition image |" in table
     )
     assert "unavailable" in table and "`pg2` protocol" in table
+    assert "BlazePose, not comparable to OpenPose-based papers" in table
+    assert (
+        "| method | SSIM to I_A | L1 to I_A | mask-SSIM, condition mask | BlazePose detection rate | PCKh on detected |"
+        in table
+    )
 
 
 def test_per_pair_scores_and_pictures(evaluated):
@@ -77,9 +92,12 @@ def test_per_pair_scores_and_pictures(evaluated):
     for picture in (paths.evaluation.examples, paths.evaluation.curves):
         assert picture.stat().st_size > 5_000
     curves = paths.evaluation.curves_csv.read_text().splitlines()
-    assert curves[0] == "step,stage,ssim,mask_ssim,l1"
-    stages = [line.split(",")[1] for line in curves[1:]]
-    assert stages.count("stage1") == 2 and stages.count("stage2") == 2  # tiny: checkpoints every 100 / 5 steps
+    assert curves[0] == "step,stage,ssim,mask_ssim,l1,lpips,ssim_to_condition,l1_to_condition"
+    rows = [line.split(",") for line in curves[1:]]
+    # the validation records of both stages (tiny: every 50 of 200 and every 5 of 10 steps, and step 0)
+    assert [(r[1], int(r[0])) for r in rows] == [("stage1", s) for s in (0, 50, 100, 150, 200)] + [
+        ("stage2", 200 + s) for s in (0, 5, 10)
+    ]
 
 
 def test_champion_gate_both_ways_and_loading_in_a_fresh_process(evaluated, monkeypatch):

@@ -3,18 +3,22 @@ the identity-disjointness guarantee."""
 
 import numpy as np
 import pyarrow as pa
+import pytest
 from test_config import raw_params
 
 from pg2_pipeline.config import params_from_dict
 from pg2_pipeline.data.annotations import keypoints_array, standard_file
-from pg2_pipeline.pairs.mining import leaked_identities, mine_pairs, mine_split, self_pairs
+from pg2_pipeline.pairs.mining import carve_validation, leaked_identities, mine_pairs, mine_split, self_pairs
 from pg2_pipeline.schemas import IMAGE_INDEX, QUARANTINE
 from pg2_pipeline.skeleton import JOINT
 
 
 def params(**pairs):
+    """The project's params with ``pairs`` values; no validation split unless asked for."""
     raw = raw_params()
-    raw["pairs"].update(pairs)
+    raw["base"]["profile"] = "full"  # the plain values (the quick profile's selection needs a validation split)
+    raw["pairs"].pop("profiles", None)
+    raw["pairs"].update({"validation_identities": 0, **pairs})
     return params_from_dict(raw)
 
 
@@ -140,3 +144,40 @@ def test_real_market_annotations_give_disjoint_splits():
     counts = dict(zip(*np.unique(pairs.column("split").to_numpy(zero_copy_only=False), return_counts=True)))
     assert counts["test"] == 12000 and unused.num_rows == 0
     assert 150_000 < counts["train"] < 300_000  # PATN lists ~263k train pairs with their filters
+
+
+def test_validation_split_holds_out_whole_training_identities():
+    rows = [(f"{p}{i}", "train", p) for p in "abcdefgh" for i in range(4)] + [(f"t{i}", "test", "t") for i in range(3)]
+    yx = np.stack([full_pose()] * len(rows))
+    found = np.ones(len(rows), bool)
+    mined, _, _ = mine_pairs(index_table(rows), yx, found, EMPTY_Q, params(test_protocol="mined"))
+    carved, _, _ = mine_pairs(
+        index_table(rows),
+        yx,
+        found,
+        EMPTY_Q,
+        params(test_protocol="mined", validation_identities=2, validation_pairs=10),
+    )
+    by_split = {
+        s: {p for p, sp in zip(carved.column("person_id").to_pylist(), carved.column("split").to_pylist()) if sp == s}
+        for s in ("train", "val", "test")
+    }
+    assert len(by_split["val"]) == 2 and not by_split["val"] & by_split["train"] and by_split["test"] == {"t"}
+    assert carved.column("split").to_pylist().count("val") == 10  # capped: 2 identities x 12 pairs > 10
+    assert carved.column("split").to_pylist().count("train") == 6 * 12  # the held-out identities left training
+    assert not leaked_identities(carved) and self_pairs(carved) == 0
+    assert mined.column("split").to_pylist().count("train") == 8 * 12
+    again, _, _ = mine_pairs(
+        index_table(rows),
+        yx,
+        found,
+        EMPTY_Q,
+        params(test_protocol="mined", validation_identities=2, validation_pairs=10),
+    )
+    assert again.equals(carved)  # seeded
+
+
+def test_validation_split_needs_identities_left_for_training():
+    rows = [{"split": "train", "person_id": p, "from_id": f"{p}1", "to_id": f"{p}2"} for p in "ab"]
+    with pytest.raises(ValueError, match="pairs.validation_identities is 2, but there are only 2 training identities"):
+        carve_validation(rows, 2, 10, seed=0)

@@ -74,10 +74,12 @@ def train(root: Path, stage: str = "stage1") -> subprocess.Popen:
 
 
 def test_kill_and_resume_gives_identical_weights(tiny_manifests, tmp_path):
-    straight = project_copy(tiny_manifests, tmp_path / "straight")
+    # with validation and selection: the best weights survive the kill too
+    selecting = {"validate_every": 2, "select": "best_mask_ssim"}
+    straight = project_copy(tiny_manifests, tmp_path / "straight", **selecting)
     assert train(straight).wait(timeout=300) == 0
 
-    killed = project_copy(tiny_manifests, tmp_path / "killed")
+    killed = project_copy(tiny_manifests, tmp_path / "killed", **selecting)
     proc = train(killed)
     folder = ProjectPaths(killed).stage("stage1")
     deadline = time.time() + 300
@@ -94,9 +96,37 @@ def test_kill_and_resume_gives_identical_weights(tiny_manifests, tmp_path):
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     summary = summaries.read(ProjectPaths(killed).stage("stage1").summary, summaries.TrainingSummary)
     assert summary.resumed_from_step == max(steps_done)
-    # the loss history is continuous across the kill
+    uninterrupted = summaries.read(ProjectPaths(straight).stage("stage1").summary, summaries.TrainingSummary)
+    assert summary.selected == uninterrupted.selected and summary.final_validation == uninterrupted.final_validation
+    # the loss and validation histories are continuous across the kill
     history = json.loads(ProjectPaths(killed).stage("stage1").history.read_text())
     assert [h["step"] for h in history] == list(range(1, 9))
+    validation = json.loads(ProjectPaths(killed).stage("stage1").validation.read_text())
+    assert [v["step"] for v in validation] == [0, 2, 4, 6, 8]
+
+
+def test_selection_exports_the_best_validation_step_and_says_so(tiny_manifests, tmp_path, monkeypatch):
+    import mlflow
+
+    root = project_copy(tiny_manifests, tmp_path / "p", validate_every=2, select="best_mask_ssim")
+    paths = ProjectPaths(root)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{root}/mlflow.db")
+    summary = train_stage("stage1", load_params(paths.params_file), paths, progress=False)
+    files = paths.stage("stage1")
+    validation = json.loads(files.validation.read_text())
+    assert [v["step"] for v in validation] == [0, 2, 4, 6, 8] and summary.validation_pairs == 16
+    assert set(validation[0]) == {"step", "ssim", "mask_ssim", "l1", "lpips", "ssim_to_condition", "l1_to_condition"}
+    best = max(validation[1:], key=lambda v: v["mask_ssim"])  # step 0 (untrained) never counts
+    assert summary.selected == summaries.Selected("best_mask_ssim", best["step"], "mask_ssim", best["mask_ssim"])
+    exported = load_file(files.weights("g1"))
+    chosen = ckpt.load_checkpoint(files.best_checkpoint)["models"]["g1"]
+    assert all(torch.equal(exported[k], chosen[k]) for k in exported)
+    last = ckpt.load_checkpoint(files.checkpoint(8))["models"]["g1"]
+    assert all(torch.equal(exported[k], last[k]) for k in exported) == (best["step"] == 8)
+    run = mlflow.get_run(summary.mlflow_run_id)
+    assert run.data.tags["selected.rule"] == "best_mask_ssim" and run.data.tags["selected.step"] == str(best["step"])
+    curve = mlflow.MlflowClient().get_metric_history(run.info.run_id, "val_mask_ssim")
+    assert [m.step for m in curve] == [0, 2, 4, 6, 8]
 
 
 def test_changed_params_never_resume_a_stale_checkpoint(tiny_manifests, tmp_path):

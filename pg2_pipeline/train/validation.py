@@ -1,0 +1,143 @@
+"""Validation during training, on the pairs asset's ``val`` split: training identities held out of
+training, never the test pairs.
+
+Every ``validate_every`` steps the loop scores the stage's output on the same fixed pairs:
+
+* to the **target**: SSIM (``pg2`` protocol), mask-SSIM (target pose mask), L1, LPIPS;
+* to the **condition** image: SSIM and L1 — the copy detector. A generator that pastes I_A
+  instead of moving the person scores high here and low above (PG²'s faithful stage 2 on short
+  runs: SSIM 0.51 to the condition vs 0.20 to the target).
+
+The same numbers choose the exported weights when params ``select`` asks for it
+(:data:`SELECTION`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+
+from pg2_pipeline.evaluate import metrics as M
+from pg2_pipeline.evaluate.lpips import LPIPS
+from pg2_pipeline.imaging import to_uint8
+from pg2_pipeline.inputs.batch import Batch
+from pg2_pipeline.inputs.loader import PairLoader
+from pg2_pipeline.models import io
+from pg2_pipeline.paths import ProjectPaths, StagePaths
+
+Tensor = torch.Tensor
+METRICS = ("ssim", "mask_ssim", "l1", "lpips", "ssim_to_condition", "l1_to_condition")
+# params select -> (validation metric, True when higher is better)
+SELECTION = {
+    "best_ssim": ("ssim", True),
+    "best_mask_ssim": ("mask_ssim", True),
+    "best_lpips": ("lpips", False),
+    # stage 2: the lowest LPIPS among the steps that keep G1's SSIM (within select_ssim_tolerance);
+    # with a zero-initialised G2, step 0 *is* G1 and stays a candidate: never worse than G1
+    "best_lpips_keep_ssim": ("lpips", False),
+}
+KEEP_SSIM = "best_lpips_keep_ssim"
+PROTOCOL = "pg2"
+
+
+@dataclass(frozen=True)
+class _Pairs:
+    batch: Batch  # network inputs
+    target: Tensor  # uint8 (B, 3, H, W)
+    condition: Tensor  # uint8
+    mask: Tensor  # bool (B, 1, H, W): the target pose mask
+
+
+class Validator:
+    """Scores a generator on the fixed validation pairs (all of them, in manifest order)."""
+
+    def __init__(self, paths: ProjectPaths, device: torch.device, batch_size: int = 32):
+        loader = PairLoader.from_manifest(
+            paths, "val", min(batch_size, self.pairs_of(paths)), shuffle=False, device=device
+        )
+        self.pairs = len(loader.pairs)
+        self.chunks = []
+        for step in range(loader.steps_per_epoch):
+            batch = loader.batch(step)
+            self.chunks.append(
+                _Pairs(batch, to_uint8(batch.target), to_uint8(batch.condition), batch.target_mask > 0.5)
+            )
+        self.lpips = LPIPS.pretrained(device=device)
+
+    @staticmethod
+    def pairs_of(paths: ProjectPaths) -> int:
+        """Validation pairs in the manifests (0: no validation split)."""
+        from pg2_pipeline.inputs.manifests import manifest_info
+
+        path = paths.manifest_table("val")
+        return int(manifest_info(path).get("pairs", 0)) if path.is_file() else 0
+
+    @torch.inference_mode()
+    def __call__(self, generate: Callable[[Batch], Tensor]) -> dict[str, float]:
+        """Mean of each metric over the validation pairs of ``generate``'s [-1, 1] images."""
+        values: dict[str, list[Tensor]] = {k: [] for k in METRICS}
+        for c in self.chunks:
+            out = to_uint8(generate(c.batch))
+            values["ssim"].append(M.ssim(out, c.target, PROTOCOL))
+            values["mask_ssim"].append(M.ssim(out, c.target, PROTOCOL, mask=c.mask))
+            values["l1"].append(M.l1(out, c.target))
+            values["lpips"].append(self.lpips.score(out, c.target))
+            values["ssim_to_condition"].append(M.ssim(out, c.condition, PROTOCOL))
+            values["l1_to_condition"].append(M.l1(out, c.condition))
+        return {k: round(float(torch.cat(v).double().mean()), 6) for k, v in values.items()}
+
+
+def better(select: str, value: float, best: float | None) -> bool:
+    """Whether ``value`` of the ``select`` rule's metric beats the best so far."""
+    _, higher = SELECTION[select]
+    return best is None or (value > best if higher else value < best)
+
+
+class Selection:
+    """The validation history of a run and, for ``select != "last"``, the networks at its best
+    step (``checkpoints/best.pt``, so a resumed run keeps its best)."""
+
+    def __init__(self, rule: str, files: StagePaths, fingerprint: str, device: torch.device, tolerance: float = 0.0):
+        self.rule, self.files, self.fingerprint, self.device = rule, files, fingerprint, device
+        self.tolerance = tolerance
+        self.history: list[dict] = []
+        self.best: tuple[int, float] | None = None  # (step, value)
+        self.reference: dict[str, float] = {}  # validation of the stage's reference (stage 2: G1 alone)
+
+    def restore(self, history: list[dict], resumed_step: int) -> None:
+        """After a resume: the checkpoint's history, and the best file when it belongs to this
+        run and to a step the checkpoint had reached (a later one is recomputed)."""
+        self.history = list(history)
+        path = self.files.best_checkpoint
+        if not path.is_file():
+            return
+        try:
+            state = io.load_checkpoint(path, "cpu")
+        except Exception:  # unreadable or foreign: recompute
+            state = None
+        if state is None or state.get("fingerprint") != self.fingerprint or int(state["step"]) > resumed_step:
+            path.unlink()
+            return
+        self.best = int(state["step"]), float(state["value"])
+
+    def record(self, step: int, metrics: dict[str, float], stage) -> None:
+        self.history.append({"step": step, **metrics})
+        if self.rule == "last" or (step == 0 and self.rule != KEEP_SSIM):  # step 0: nothing trained yet
+            return
+        if self.rule == KEEP_SSIM and metrics["ssim"] < self.reference["ssim"] - self.tolerance:
+            return  # lost G1's structure: not a candidate
+        value = metrics[SELECTION[self.rule][0]]
+        if better(self.rule, value, self.best[1] if self.best else None):
+            self.best = step, value
+            models, _ = stage.state()
+            state = {"step": step, "fingerprint": self.fingerprint, "rule": self.rule, "value": value, "models": models}
+            io.save_checkpoint(self.files, state, path=self.files.best_checkpoint)
+
+    def apply(self, stage, last_step: int) -> dict:
+        """Loads the selected networks into ``stage``; returns what was selected."""
+        if self.rule == "last" or self.best is None:
+            return {"rule": self.rule, "step": last_step, "metric": None, "value": None}
+        stage.load_state(io.load_checkpoint(self.files.best_checkpoint, self.device)["models"])
+        return {"rule": self.rule, "step": self.best[0], "metric": SELECTION[self.rule][0], "value": self.best[1]}
