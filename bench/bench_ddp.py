@@ -52,9 +52,11 @@ def worker(args) -> None:
     stage._run["g1"] = ddp
     gen = torch.Generator().manual_seed(me.rank)
     batch = Batch(
-        torch.rand(local, 3, h, w, generator=gen) * 2 - 1, torch.rand(local, 3, h, w, generator=gen) * 2 - 1,
-        torch.rand(local, 18, h, w, generator=gen).round() * 2 - 1, torch.rand(local, 1, h, w, generator=gen).round(),
-    ).to(device)  # fmt: skip
+        torch.rand(local, 3, h, w, generator=gen) * 2 - 1,
+        torch.rand(local, 3, h, w, generator=gen) * 2 - 1,
+        torch.rand(local, 18, h, w, generator=gen).round() * 2 - 1,
+        torch.rand(local, 1, h, w, generator=gen).round(),
+    ).to(device)
 
     def timed(sync: bool) -> float:
         for _ in range(args.warmup):
@@ -85,9 +87,27 @@ def worker(args) -> None:
 
 def measure(procs: int, args, out: Path) -> dict:
     threads = max(1, (os.cpu_count() or 1) // procs) if args.device == "cpu" else 1
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={procs}", __file__, "--worker",
-           "--device", args.device, "--batch", str(args.batch), "--base-channels", str(args.base_channels),
-           "--iters", str(args.iters), "--warmup", str(args.warmup), "--out", str(out)]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        f"--nproc-per-node={procs}",
+        __file__,
+        "--worker",
+        "--device",
+        args.device,
+        "--batch",
+        str(args.batch),
+        "--base-channels",
+        str(args.base_channels),
+        "--iters",
+        str(args.iters),
+        "--warmup",
+        str(args.warmup),
+        "--out",
+        str(out),
+    ]
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "PYTHONPATH": str(ROOT)}
     subprocess.run(cmd, check=True, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     r = json.loads(out.read_text())
@@ -133,12 +153,24 @@ def main(argv: list[str] | None = None) -> None:
     base = rows[0]["images_per_s"]
     for r in rows:
         r["scaling_efficiency"] = round(r["images_per_s"] / (base * r["processes"]), 3)
-    print(json.dumps({
-        "benchmark": "DDP stage-1 step, 1 vs N processes at one global batch", "device": args.device,
-        "global_batch": args.batch, "base_channels": args.base_channels, "image_size": [128, 64],
-        "cpu_count": os.cpu_count(), "loadavg": [round(x, 2) for x in os.getloadavg()], "results": rows,
-        "gpu_scaling": "measured" if args.device == "cuda" else "unmeasured: no GPU here (run with --device cuda on a GPU machine)",
-    }, indent=2))  # fmt: skip
+    print(
+        json.dumps(
+            {
+                "benchmark": "DDP stage-1 step, 1 vs N processes at one global batch",
+                "device": args.device,
+                "global_batch": args.batch,
+                "base_channels": args.base_channels,
+                "image_size": [128, 64],
+                "cpu_count": os.cpu_count(),
+                "loadavg": [round(x, 2) for x in os.getloadavg()],
+                "results": rows,
+                "gpu_scaling": "measured"
+                if args.device == "cuda"
+                else "unmeasured: no GPU here (run with --device cuda on a GPU machine)",
+            },
+            indent=2,
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -35,8 +35,17 @@ if str(ROOT) not in sys.path:
 from pg2_pipeline.config import load_params  # noqa: E402
 from pg2_pipeline.paths import ProjectPaths  # noqa: E402
 
-METRICS = ("ssim", "mask_ssim", "lpips", "fid", "ssim_to_condition", "l1_to_condition", "pckh", "detection_rate",
-           "pckh_detected")  # fmt: skip
+METRICS = (
+    "ssim",
+    "mask_ssim",
+    "lpips",
+    "fid",
+    "ssim_to_condition",
+    "l1_to_condition",
+    "pckh",
+    "detection_rate",
+    "pckh_detected",
+)
 LINKED = ("twin", "image_index", "keypoints", "pairs", "manifests")
 
 
@@ -71,11 +80,14 @@ def run_one(project: ProjectPaths, variant: str, seed: int, train_stage1: bool, 
     evaluation = build_evaluation(params, paths, progress=False)
     m = evaluation.metrics
     return {
-        "variant": variant, "seed": seed, "seconds": round(time.perf_counter() - started, 1),
+        "variant": variant,
+        "seed": seed,
+        "seconds": round(time.perf_counter() - started, 1),
         "selected": {"rule": s2.selected.rule, "step": s2.selected.step},
-        "stage2": {k: m.stage2.get(k) for k in METRICS}, "stage1": {k: m.stage1.get(k) for k in METRICS},
+        "stage2": {k: m.stage2.get(k) for k in METRICS},
+        "stage1": {k: m.stage1.get(k) for k in METRICS},
         "copy": {k: m.copy.get(k) for k in METRICS},
-    }  # fmt: skip
+    }
 
 
 def mean_std(values: list) -> dict:
@@ -99,12 +111,23 @@ def summarise(runs: list[dict]) -> dict:
 
 def markdown(table: dict, seeds: list[int], pairs: int) -> str:
     def cell(d: dict) -> str:
-        return "n/a" if d["mean"] is None else f"{d['mean']:.4f} ± {d['std']:.4f}" if d["mean"] < 10 else f"{d['mean']:.1f} ± {d['std']:.1f}"
+        return (
+            "n/a"
+            if d["mean"] is None
+            else f"{d['mean']:.4f} ± {d['std']:.4f}"
+            if d["mean"] < 10
+            else f"{d['mean']:.1f} ± {d['std']:.1f}"
+        )
 
     head = ["SSIM ↑", "mask-SSIM ↑", "LPIPS ↓", "FID ↓", "SSIM to I_A", "PCKh ↑", "detected", "PCKh on detected"]
     keys = ["ssim", "mask_ssim", "lpips", "fid", "ssim_to_condition", "pckh", "detection_rate", "pckh_detected"]
-    lines = [f"Mean ± std over seeds {seeds}, {pairs} test pairs; PCKh: BlazePose (not comparable to OpenPose-based papers).", "",
-             "| stage 2 | " + " | ".join(head) + " |", "|---|" + "---:|" * len(head)]  # fmt: skip
+    lines = [
+        f"Mean ± std over seeds {seeds}, {pairs} test pairs; "
+        "PCKh: BlazePose (not comparable to OpenPose-based papers).",
+        "",
+        "| stage 2 | " + " | ".join(head) + " |",
+        "|---|" + "---:|" * len(head),
+    ]
     for name, row in table.items():
         lines.append(f"| {name} | " + " | ".join(cell(row[k]) for k in keys) + " |")
     return "\n".join(lines) + "\n"
@@ -112,8 +135,12 @@ def markdown(table: dict, seeds: list[int], pairs: int) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--project", type=Path, default=ROOT, help="a project whose manifests (and stage1) are materialized")
-    parser.add_argument("--variants", default=None, help="comma-separated names of params stage2.variants (default: all)")
+    parser.add_argument(
+        "--project", type=Path, default=ROOT, help="a project whose manifests (and stage1) are materialized"
+    )
+    parser.add_argument(
+        "--variants", default=None, help="comma-separated names of params stage2.variants (default: all)"
+    )
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--train-stage1", action="store_true", help="train G1 per seed too (the whole demo's spread)")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "variants.md")
@@ -122,7 +149,9 @@ def main(argv: list[str] | None = None) -> None:
     needed = ("manifests",) if args.train_stage1 else ("manifests", "stage1")
     missing = [n for n in needed if not project.summary(n).is_file()]
     if missing:
-        raise SystemExit(f"{project.root}: {', '.join(missing)} not materialized: run `make demo` first (or pass --project DIR)")
+        raise SystemExit(
+            f"{project.root}: {', '.join(missing)} not materialized: run `make demo` first (or pass --project DIR)"
+        )
     params = load_params(project.params_file)
     raw = yaml.safe_load(project.params_file.read_text())
     variants = args.variants.split(",") if args.variants else list(raw["stage2"]["variants"])
@@ -138,12 +167,25 @@ def main(argv: list[str] | None = None) -> None:
     pairs = params.evaluation.max_pairs
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(markdown(table, seeds, pairs))
-    print(json.dumps({
-        "benchmark": "PG² vs PG²+ variants from the same G1" if not args.train_stage1 else "the demo's G1 + G2, per seed",
-        "project": str(project.root), "profile": params.base.profile, "dataset": params.base.dataset,
-        "stage2_steps": params.stage2.steps, "seeds": seeds, "evaluation_pairs": pairs, "table": table, "runs": runs,
-        "markdown": str(args.out),
-    }, indent=2))  # fmt: skip
+    print(
+        json.dumps(
+            {
+                "benchmark": "PG² vs PG²+ variants from the same G1"
+                if not args.train_stage1
+                else "the demo's G1 + G2, per seed",
+                "project": str(project.root),
+                "profile": params.base.profile,
+                "dataset": params.base.dataset,
+                "stage2_steps": params.stage2.steps,
+                "seeds": seeds,
+                "evaluation_pairs": pairs,
+                "table": table,
+                "runs": runs,
+                "markdown": str(args.out),
+            },
+            indent=2,
+        )
+    )
 
 
 if __name__ == "__main__":
