@@ -33,9 +33,9 @@ def worker(args) -> None:
     import torch.distributed as dist
     from torch.nn.parallel import DistributedDataParallel
 
+    from pg2_pipeline.distributed import Dist
     from pg2_pipeline.inputs.batch import Batch
     from pg2_pipeline.models import G1
-    from pg2_pipeline.train.distributed import Dist
     from pg2_pipeline.train.stage import make_optimizer
     from pg2_pipeline.train.stage1 import Stage1
 

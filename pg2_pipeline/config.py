@@ -193,6 +193,10 @@ class EvaluationParams:
     pckh: bool  # BlazePose on generated images vs the target keypoints
     inception_logits_weights: str | None  # TorchScript Inception with logits for IS; None: unavailable
     examples: int  # rows of best / median / worst examples in the picture
+    # Processes that share the test batches (torchrun on this machine; one per GPU). The numbers
+    # are those of one process: batches are scored whole and merged in order.
+    nproc_per_node: int
+    backend: Literal["auto", "gloo", "nccl"]
 
 
 @dataclass(frozen=True)
@@ -300,6 +304,7 @@ def _check_values(p: Params, source: str) -> None:
                 f"{stage}.select",
                 f"is {cfg.select!r}, which needs a validation split (pairs.validation_identities > 0)",
             )
+    need(p.evaluation.nproc_per_node >= 1, "evaluation.nproc_per_node", "must be >= 1")
     need(p.stage2.select_ssim_tolerance >= 0, "stage2.select_ssim_tolerance", "must be >= 0")
     need(p.stage2.lambda_perceptual >= 0, "stage2.lambda_perceptual", "must be >= 0 (0 = off)")
     need(p.stage2.d_lr is None or p.stage2.d_lr > 0, "stage2.d_lr", "must be > 0 or null (= stage2.lr)")

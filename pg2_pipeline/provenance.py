@@ -29,7 +29,7 @@ _NETWORKS = tuple(_P + f"models/{m}.py" for m in ("__init__", "g1", "g2", "discr
 _VALIDATION_METRICS = tuple(_P + f"evaluate/{m}.py" for m in ("metrics", "lpips", "packaged", "safe_pickle"))
 _TRAINING = (*_GROUND, _P + "inputs", _P + "imaging.py", _P + "runtime.py", _P + "viz.py", _P + "pose/maps.py",
              _P + "pose/draw.py", *_NETWORKS, _P + "models/losses.py", _P + "train/loop.py", _P + "train/stage.py",
-             _P + "train/samples.py", _P + "train/validation.py", _P + "train/distributed.py", _P + "models/sync_bn.py",
+             _P + "train/samples.py", _P + "train/validation.py", _P + "distributed.py", _P + "models/sync_bn.py",
              *_VALIDATION_METRICS)  # fmt: skip
 CODE_DEPENDENCIES: dict[str, tuple[str, ...]] = {
     "twin": (*_GROUND, *_STANDARD, _P + "data/names.py", _P + "data/twin"),
@@ -40,7 +40,8 @@ CODE_DEPENDENCIES: dict[str, tuple[str, ...]] = {
     "stage1": (*_TRAINING, _P + "train/stage1.py"),
     "stage2": (*_TRAINING, _P + "train/stage2.py", _P + "models/pg2.py"),
     "evaluation": (*_GROUND, _P + "inputs", _P + "imaging.py", _P + "runtime.py", _P + "viz.py", _P + "pose/maps.py",
-                   _P + "pose/blazepose.py", *_NETWORKS, _P + "models/pg2.py", _P + "evaluate", _P + "registry"),
+                   _P + "pose/blazepose.py", *_NETWORKS, _P + "models/pg2.py", _P + "evaluate", _P + "registry",
+                   _P + "distributed.py"),
 }  # fmt: skip
 
 # Imported by stages but not code dependencies (see above).

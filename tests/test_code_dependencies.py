@@ -25,6 +25,7 @@ ENTRY = {
     "stage2": ["pg2_pipeline.train.loop", "pg2_pipeline.train.stage2"],
     "evaluation": [
         "pg2_pipeline.evaluate.stage",
+        "pg2_pipeline.evaluate.worker",
         "pg2_pipeline.registry.publish",
         "pg2_pipeline.registry.pyfunc_model",
     ],

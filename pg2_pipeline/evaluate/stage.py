@@ -18,6 +18,7 @@ import pyarrow as pa
 import torch
 
 from pg2_pipeline import fileio, summaries
+from pg2_pipeline.distributed import Dist, launch, torchrun_command, world_size
 from pg2_pipeline.evaluate import metrics as M
 from pg2_pipeline.evaluate.inception_score import (
     UNAVAILABLE_REASON,
@@ -79,73 +80,88 @@ def champion_gate(metrics: EvaluationMetrics) -> ChampionGate:
     )
 
 
-def build_evaluation(params, paths, *, progress: bool = True) -> EvaluationSummary:
+def run_evaluation(params, paths, *, progress: bool = True) -> EvaluationSummary:
+    """What the asset calls: :func:`build_evaluation` here, or sharded over params
+    ``evaluation.nproc_per_node`` torchrun processes (the same numbers)."""
+    cfg = params.evaluation
+    if world_size(cfg) == 1:
+        return build_evaluation(params, paths, progress=progress)
+    cmd = torchrun_command("evaluation", cfg, "pg2_pipeline.evaluate.worker", ["--project", str(paths.root)])
+    launch("evaluation", cfg, cmd, paths.root, "Rerun the evaluation.")
+    return summaries.read(paths.evaluation.summary, EvaluationSummary)
+
+
+@dataclass
+class _Scores:
+    """What one test batch contributes: per-pair metrics, set-metric features, pictures."""
+
+    per_pair: dict[str, np.ndarray] = field(default_factory=dict)
+    fid: dict[str, torch.Tensor] = field(default_factory=dict)  # method -> pool3 features
+    logits: dict[str, torch.Tensor] = field(default_factory=dict)  # method[_mask] -> IS logits
+    pck: dict[str, tuple[PCKhCounts, torch.Tensor]] = field(default_factory=dict)
+    images: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+def build_evaluation(params, paths, *, dist: Dist | None = None, progress: bool = True) -> EvaluationSummary | None:
     """Scores the test pairs (see the module docstring). Returns the summary; registration is
-    done by :func:`pg2_pipeline.registry.publish.publish_evaluation` (the asset calls both)."""
+    done by :func:`pg2_pipeline.registry.publish.publish_evaluation` (the asset calls both).
+    With ``dist`` (a torchrun worker) this process scores batches rank, rank + N, ...; rank 0
+    gathers them, merges them in order and writes everything (the others return None)."""
     start = time.perf_counter()
     cfg, files = params.evaluation, paths.evaluation
-    device = resolve_device(cfg.device)
+    device = resolve_device(cfg.device) if dist is None else dist.device(resolve_device(cfg.device))
     full = PairLoader.from_manifest(paths, "test", 1, shuffle=False, device=device)
     rows = _subset(len(full.pairs), cfg.max_pairs, params.base.seed)
     loader = full.subset(rows, min(cfg.batch_size, len(rows)))
-    manifest = read_manifest(paths.manifest_table("test")).take(pa.array(rows))
-    h, w = loader.height, loader.width
     pg2 = PG2.from_stage_folders(paths.stage("stage1"), paths.stage("stage2"), device)
-
-    acc = _Accumulator()
-    lpips_net = _lpips(cfg, device)
-    fid_features = _fid_features(cfg, device)
-    fid_gen = dict.fromkeys(METHODS)
+    lpips_net, fid_features = _lpips(cfg, device), _fid_features(cfg, device)
     is_net = load_inception_logits(cfg.inception_logits_weights, device) if cfg.inception_logits_weights else None
-    logits: dict[str, list] = {f"{m}{suffix}": [] for m in METHODS for suffix in ("", "_mask")}
     estimator = _estimator(cfg)
-    pck: dict[str, list[tuple[PCKhCounts, torch.Tensor]]] = {m: [] for m in (*METHODS, "real")}
-    keep_images: dict[str, list[np.ndarray]] = {m: [] for m in (*METHODS, "condition", "target")}
+    nets = (pg2, lpips_net, fid_features, is_net, estimator)
 
-    bar = progress_bar(len(rows), "evaluation", "pair", enabled=progress)
-    for step in range(loader.steps_per_epoch):
-        batch = loader.batch(step)
-        sel, _ = loader.indices(step)
-        target_yx = torch.from_numpy(loader.cache.keypoints[loader.pairs[sel, 1]]).to(device)
-        condition_yx = torch.from_numpy(loader.cache.keypoints[loader.pairs[sel, 0]]).to(device)
-        target, condition = to_uint8(batch.target), to_uint8(batch.condition)
-        masks, condition_masks = pose_masks(target_yx, h, w), pose_masks(condition_yx, h, w)
-        outputs = generate(pg2, batch)
-        for method, generated in outputs.items():
-            for protocol in SSIM_NAMES:
-                acc.add(f"{method}.ssim_{protocol}", M.ssim(generated, target, protocol))
-            acc.add(f"{method}.mask_ssim", M.ssim(generated, target, cfg.ssim_protocol, mask=masks))
-            # what the reference scoring script computes: masks of the *condition* pose
-            acc.add(f"{method}.mask_ssim_condmask", M.ssim(generated, target, cfg.ssim_protocol, mask=condition_masks))
-            acc.add(f"{method}.psnr", M.psnr(generated, target))
-            acc.add(f"{method}.l1", M.l1(generated, target))
-            # the copy detector: how close the output is to the condition image it was given
-            acc.add(f"{method}.ssim_to_condition", M.ssim(generated, condition, cfg.ssim_protocol))
-            acc.add(f"{method}.l1_to_condition", M.l1(generated, condition))
-            if lpips_net is not None:
-                acc.add(f"{method}.lpips", lpips_net.score(generated, target))
-            if fid_features is not None:
-                fid_gen[method] = _fid_update(fid_gen[method], fid_features(generated))
-            if is_net is not None:
-                logits[method].append(is_net(generated).cpu())
-                logits[f"{method}_mask"].append(is_net(M.apply_mask(generated, masks)).cpu())
-            if estimator is not None:
-                pck[method].append(_estimate(estimator, generated, target_yx))
-        if estimator is not None:
-            pck["real"].append(_estimate(estimator, target, target_yx))
-        for method in METHODS:
-            keep_images[method].append(to_numpy_hwc(outputs[method]))
-        keep_images["condition"].append(to_numpy_hwc(batch.condition))
-        keep_images["target"].append(to_numpy_hwc(target))
-        bar.update(len(sel))
+    steps = range(loader.steps_per_epoch) if dist is None else range(dist.rank, loader.steps_per_epoch, dist.world)
+    main = dist is None or dist.is_main
+    bar = progress_bar(len(rows), "evaluation", "pair", enabled=progress and main)
+    mine = {}
+    for step in steps:
+        mine[step] = _score_batch(loader, step, cfg, device, nets)
+        bar.update(len(loader.indices(step)[0]) * (dist.world if dist else 1))
     bar.close()
     if estimator is not None:
         estimator.close()
+    if dist is not None:
+        import torch.distributed as torch_dist
+
+        shards = [None] * dist.world if main else None
+        torch_dist.gather_object(mine, shards, dst=0)
+        if not main:
+            return None
+        mine = {k: v for shard in shards for k, v in shard.items()}
+
+    # merge in batch order: what one process would have accumulated
+    acc = _Accumulator()
+    fid_gen = dict.fromkeys(METHODS)
+    logits: dict[str, list] = {f"{m}{suffix}": [] for m in METHODS for suffix in ("", "_mask")}
+    pck: dict[str, list[tuple[PCKhCounts, torch.Tensor]]] = {m: [] for m in (*METHODS, "real")}
+    keep_images: dict[str, list[np.ndarray]] = {m: [] for m in (*METHODS, "condition", "target")}
+    for step in sorted(mine):
+        scores = mine[step]
+        for name, values in scores.per_pair.items():
+            acc.add(name, values)
+        for method, features in scores.fid.items():
+            fid_gen[method] = _fid_update(fid_gen[method], features.to(device))
+        for key, value in scores.logits.items():
+            logits[key].append(value)
+        for key, value in scores.pck.items():
+            pck[key].append(value)
+        for key, value in scores.images.items():
+            keep_images[key].append(value)
 
     results = {m: _aggregate(acc, m, cfg.ssim_protocol) for m in METHODS}
     fid_info = _fid(fid_features, fid_gen, loader_train_images(paths, cfg.fid_real_images, params.base.seed), results)
     _pckh(pck, results)
     _inception(is_net, logits, results)
+    manifest = read_manifest(paths.manifest_table("test")).take(pa.array(rows))
 
     per_pair = _per_pair_table(manifest, acc)
     images = {k: np.concatenate(v) for k, v in keep_images.items()}
@@ -174,6 +190,50 @@ def build_evaluation(params, paths, *, progress: bool = True) -> EvaluationSumma
     )
     summaries.write(files.summary, summary)
     return summary
+
+
+def _score_batch(loader: PairLoader, step: int, cfg, device: torch.device, nets) -> _Scores:
+    """Every metric of test batch ``step`` for each method (generation included)."""
+    pg2, lpips_net, fid_features, is_net, estimator = nets
+    h, w = loader.height, loader.width
+    batch = loader.batch(step)
+    sel, _ = loader.indices(step)
+    target_yx = torch.from_numpy(loader.cache.keypoints[loader.pairs[sel, 1]]).to(device)
+    condition_yx = torch.from_numpy(loader.cache.keypoints[loader.pairs[sel, 0]]).to(device)
+    target, condition = to_uint8(batch.target), to_uint8(batch.condition)
+    masks, condition_masks = pose_masks(target_yx, h, w), pose_masks(condition_yx, h, w)
+    outputs = generate(pg2, batch)
+    out = _Scores()
+
+    def add(name: str, values: torch.Tensor) -> None:
+        out.per_pair[name] = values.detach().cpu().numpy().astype(np.float64)
+
+    for method, generated in outputs.items():
+        for protocol in SSIM_NAMES:
+            add(f"{method}.ssim_{protocol}", M.ssim(generated, target, protocol))
+        add(f"{method}.mask_ssim", M.ssim(generated, target, cfg.ssim_protocol, mask=masks))
+        # what the reference scoring script computes: masks of the *condition* pose
+        add(f"{method}.mask_ssim_condmask", M.ssim(generated, target, cfg.ssim_protocol, mask=condition_masks))
+        add(f"{method}.psnr", M.psnr(generated, target))
+        add(f"{method}.l1", M.l1(generated, target))
+        # the copy detector: how close the output is to the condition image it was given
+        add(f"{method}.ssim_to_condition", M.ssim(generated, condition, cfg.ssim_protocol))
+        add(f"{method}.l1_to_condition", M.l1(generated, condition))
+        if lpips_net is not None:
+            add(f"{method}.lpips", lpips_net.score(generated, target))
+        if fid_features is not None:
+            out.fid[method] = fid_features(generated).cpu()
+        if is_net is not None:
+            out.logits[method] = is_net(generated).cpu()
+            out.logits[f"{method}_mask"] = is_net(M.apply_mask(generated, masks)).cpu()
+        if estimator is not None:
+            out.pck[method] = _estimate(estimator, generated, target_yx)
+        out.images[method] = to_numpy_hwc(generated)
+    if estimator is not None:
+        out.pck["real"] = _estimate(estimator, target, target_yx)
+    out.images["condition"] = to_numpy_hwc(batch.condition)
+    out.images["target"] = to_numpy_hwc(target)
+    return out
 
 
 # ------------------------------------------------------------------------------------ parts

@@ -37,11 +37,11 @@ GROUP = "evaluation"
     ],
 )
 def evaluation(context: AssetExecutionContext, project: ProjectResource) -> MaterializeResult:
-    from pg2_pipeline.evaluate.stage import build_evaluation
+    from pg2_pipeline.evaluate.stage import run_evaluation
     from pg2_pipeline.registry.publish import publish_evaluation
 
     params, paths = project.params(), project.paths
-    summary = build_evaluation(params, paths)
+    summary = run_evaluation(params, paths)
     reg = publish_evaluation(params, paths, summary, dagster_run_id=context.run.run_id)
     files, m = paths.evaluation, summary.metrics
     return MaterializeResult(

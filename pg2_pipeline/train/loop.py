@@ -30,6 +30,7 @@ import numpy as np
 import torch
 
 from pg2_pipeline import fileio, summaries, tracking, viz
+from pg2_pipeline.distributed import Dist, launch, torchrun_command, world_size
 from pg2_pipeline.inputs.batch import Batch
 from pg2_pipeline.inputs.loader import PairLoader
 from pg2_pipeline.models import io
@@ -38,7 +39,6 @@ from pg2_pipeline.progress import bar as progress_bar
 from pg2_pipeline.provenance import code_version, file_hash
 from pg2_pipeline.runtime import Runtime, keep_large_allocations
 from pg2_pipeline.summaries import Selected, TrainingSummary
-from pg2_pipeline.train.distributed import Dist, launch, world_size
 from pg2_pipeline.train.samples import sample_grid
 from pg2_pipeline.train.stage import StageContext, TrainingStage, lr_factor
 from pg2_pipeline.train.validation import KEEP_SSIM, Selection, Validator
@@ -55,9 +55,18 @@ def run_stage(
 ) -> TrainingSummary:
     """What the asset calls: one process trains here; several (params ``nproc_per_node`` ×
     ``nnodes`` > 1) are launched with torchrun (:mod:`.distributed`)."""
-    if world_size(params.section(stage_cls.name)) > 1:
-        return launch(stage_cls.name, params, paths, dagster_run_id=dagster_run_id)
-    return train(stage_cls, params, paths, dagster_run_id=dagster_run_id)
+    name, cfg = stage_cls.name, params.section(stage_cls.name)
+    if world_size(cfg) == 1:
+        return train(stage_cls, params, paths, dagster_run_id=dagster_run_id)
+    launch(name, cfg, training_command(name, cfg, paths, dagster_run_id), paths.root,
+           f"Rerun to resume from the last checkpoint in {paths.stage(name).checkpoints}")  # fmt: skip
+    return summaries.read(paths.stage(name).summary, TrainingSummary, name)
+
+
+def training_command(name: str, cfg, paths: ProjectPaths, dagster_run_id: str | None = None) -> list[str]:
+    """The torchrun command of stage ``name`` (what every node of a multi-node run starts)."""
+    args = [name, "--project", str(paths.root), *(["--dagster-run-id", dagster_run_id] if dagster_run_id else [])]
+    return torchrun_command(name, cfg, "pg2_pipeline.train.worker", args)
 
 
 def train(

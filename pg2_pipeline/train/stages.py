@@ -3,10 +3,10 @@ scripts). The assets import their own stage class, so that each depends on its c
 
 from __future__ import annotations
 
+from pg2_pipeline.distributed import Dist
 from pg2_pipeline.paths import ProjectPaths
 from pg2_pipeline.runtime import resolve_device
 from pg2_pipeline.summaries import TrainingSummary
-from pg2_pipeline.train.distributed import Dist
 from pg2_pipeline.train.loop import train
 from pg2_pipeline.train.stage import TrainingStage
 from pg2_pipeline.train.stage1 import Stage1

@@ -1,6 +1,7 @@
 """The torchrun worker of a training stage: ``python -m pg2_pipeline.train.worker STAGE --project DIR``
-(:func:`pg2_pipeline.train.distributed.launch` starts it; so do the multi-node commands in the
-README). It joins the process group, trains its share with the one loop, and leaves."""
+(:func:`pg2_pipeline.train.loop.run_stage` starts it through torchrun; so do the multi-node
+commands in the README). It joins the process group, trains its share with the one loop, and
+leaves."""
 
 from __future__ import annotations
 
@@ -8,7 +9,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from pg2_pipeline.train.distributed import WORKER_MODULE, Dist
+from pg2_pipeline.distributed import Dist
+
+WORKER_MODULE = "pg2_pipeline.train.worker"
 
 
 def main(argv: list[str] | None = None) -> int:

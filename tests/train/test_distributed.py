@@ -20,9 +20,11 @@ from safetensors.torch import load_file
 
 from pg2_pipeline import summaries
 from pg2_pipeline.config import load_params
+from pg2_pipeline.distributed import DistributedTrainingError
 from pg2_pipeline.models import io
 from pg2_pipeline.paths import ProjectPaths
-from pg2_pipeline.train.distributed import DistributedTrainingError, launch, torchrun_command
+from pg2_pipeline.train.loop import run_stage, training_command
+from pg2_pipeline.train.stage1 import Stage1
 
 from conftest import set_params
 
@@ -60,7 +62,6 @@ def max_diff(a: dict, b: dict) -> float:
 
 def run(root: Path, stage: str) -> summaries.TrainingSummary:
     """The asset's path: ``run_stage`` (torchrun when params ask for several processes)."""
-    from pg2_pipeline.train.loop import run_stage
     from pg2_pipeline.train.stages import STAGES
 
     os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{root}/mlflow.db"
@@ -142,7 +143,7 @@ def test_killed_rank_fails_the_run_by_name_and_a_rerun_resumes(two_ranks, tiny_t
 
     def train_in_background() -> None:
         try:
-            launch("stage1", load_params(root / "params.yaml"), ProjectPaths(root))
+            run_stage(Stage1, load_params(root / "params.yaml"), ProjectPaths(root))
             outcome.append(None)
         except BaseException as exc:  # handed to the test thread
             outcome.append(exc)
@@ -183,7 +184,7 @@ def test_two_nodes_on_localhost(single, tiny_trained, tmp_path):
     port = free_port()
     root = project(tiny_trained, tmp_path / "p", stage1={"nnodes": 2, "rdzv_endpoint": f"127.0.0.1:{port}"})
     params = load_params(root / "params.yaml")
-    cmd = torchrun_command("stage1", params.stage1, root)
+    cmd = training_command("stage1", params.stage1, ProjectPaths(root))
     assert "--nnodes=2" in cmd and "--rdzv-backend=c10d" in cmd and f"--rdzv-endpoint=127.0.0.1:{port}" in cmd
     env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{root}/mlflow.db", "OMP_NUM_THREADS": "1"}
     nodes = [

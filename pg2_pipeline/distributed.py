@@ -1,11 +1,13 @@
-"""Training on several processes: PyTorch's ``torchrun`` with DistributedDataParallel.
+"""Several processes: PyTorch's ``torchrun``, for training (DistributedDataParallel) and for a
+sharded evaluation.
 
-With ``nproc_per_node × nnodes > 1`` in a stage's params, the asset (the same in Dagster, DVC and
-the CLI) calls :func:`launch`, which runs ``torchrun`` on this module; each worker process joins
-the process group and runs the one training loop (:func:`pg2_pipeline.train.loop.train`) with its
-:class:`Dist`. One process keeps the plain path (no torchrun, no process group).
+With more than one process in a stage's params (``nproc_per_node × nnodes``), the asset — the
+same in Dagster, DVC and the CLI — calls :func:`launch`, which runs ``torchrun`` on the stage's
+worker module (:mod:`pg2_pipeline.train.worker`, :mod:`pg2_pipeline.evaluate.worker`); each
+worker joins the process group with its :class:`Dist`. One process keeps the plain path (no
+torchrun, no process group).
 
-What the loop does with a :class:`Dist`:
+What the training loop does with a :class:`Dist`:
 
 * **Data.** The global batch stays params ``batch_size``; rank r takes rows ``r·b .. (r+1)·b`` of
   the seeded global batch (b = batch_size / world size, an error if it does not divide), so every
@@ -19,6 +21,9 @@ What the loop does with a :class:`Dist`:
 * **Failures.** torchrun stops every rank when one dies; :func:`launch` raises
   :class:`DistributedTrainingError` naming the rank and its exit code. A rerun resumes from the
   last checkpoint like a single-process run.
+
+The evaluation shards its test batches the same way (batch k on rank k mod N, the batches of one
+process) and gathers them on rank 0, which merges them in order: the numbers are one process's.
 """
 
 from __future__ import annotations
@@ -27,13 +32,12 @@ import os
 import re
 import subprocess
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 import torch.distributed as dist
-
-WORKER_MODULE = "pg2_pipeline.train.worker"  # what torchrun runs in each process
 
 
 class DistributedTrainingError(RuntimeError):
@@ -91,70 +95,48 @@ class Dist:
 
 
 def world_size(cfg) -> int:
-    return cfg.nproc_per_node * cfg.nnodes
+    """Processes a stage's params ask for (``nnodes`` defaults to 1 where a section has none)."""
+    return cfg.nproc_per_node * getattr(cfg, "nnodes", 1)
 
 
-def torchrun_command(stage: str, cfg, root: Path, dagster_run_id: str | None = None) -> list[str]:
-    """The torchrun command line of a stage (the same on every node of a multi-node run)."""
+def torchrun_command(stage: str, cfg, worker: str, args: Sequence[str]) -> list[str]:
+    """The torchrun command line of a stage's worker (the same on every node of a multi-node run)."""
+    nnodes, endpoint = getattr(cfg, "nnodes", 1), getattr(cfg, "rdzv_endpoint", None)
     cmd = [
         sys.executable,
         "-m",
         "torch.distributed.run",
         f"--nproc-per-node={cfg.nproc_per_node}",
-        f"--nnodes={cfg.nnodes}",
+        f"--nnodes={nnodes}",
     ]
-    if cfg.nnodes == 1 and not cfg.rdzv_endpoint:
+    if nnodes == 1 and not endpoint:
         cmd.append("--standalone")
     else:
-        if not cfg.rdzv_endpoint:
-            raise ValueError(f"params {stage}.nnodes is {cfg.nnodes}: set {stage}.rdzv_endpoint (HOST:PORT of node 0)")
-        cmd += ["--rdzv-backend=c10d", f"--rdzv-endpoint={cfg.rdzv_endpoint}", f"--rdzv-id=pg2-{stage}"]
-    cmd += ["-m", WORKER_MODULE, stage, "--project", str(root)]
-    if dagster_run_id:
-        cmd += ["--dagster-run-id", dagster_run_id]
-    return cmd
+        if not endpoint:
+            raise ValueError(f"params {stage}.nnodes is {nnodes}: set {stage}.rdzv_endpoint (HOST:PORT of node 0)")
+        cmd += ["--rdzv-backend=c10d", f"--rdzv-endpoint={endpoint}", f"--rdzv-id=pg2-{stage}"]
+    return [*cmd, "-m", worker, *args]
 
 
 _FAILURE = re.compile(r"rank\s*:\s*(\d+)\s*\(local_rank:\s*(\d+)\).*?exitcode\s*:\s*(-?\d+)", re.S)
 
 
-def launch(stage: str, params, paths, *, dagster_run_id: str | None = None):
-    """Runs stage ``stage`` under torchrun (its output streams through); returns the summary rank
-    0 wrote, or raises :class:`DistributedTrainingError` naming the rank that failed."""
-    from pg2_pipeline import summaries
-
-    cfg = params.section(stage)
-    cmd = torchrun_command(stage, cfg, paths.root, dagster_run_id)
-    print(
-        f"==> {stage}: {world_size(cfg)} processes ({cfg.nnodes} node(s) x {cfg.nproc_per_node}): {' '.join(cmd)}",
-        flush=True,
-    )
-    env = {
-        **os.environ,
-        "PG2_PROJECT_DIR": str(paths.root),
-        "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", str(_threads(cfg))),
-    }
+def launch(stage: str, cfg, cmd: list[str], root: Path, rerun_hint: str) -> None:
+    """Runs ``cmd`` (a :func:`torchrun_command`) with its output streaming through; raises
+    :class:`DistributedTrainingError` naming the rank that failed first."""
+    print(f"==> {stage}: {world_size(cfg)} processes: {' '.join(cmd)}", flush=True)
+    threads = os.environ.get("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // cfg.nproc_per_node)))
+    env = {**os.environ, "PG2_PROJECT_DIR": str(root), "OMP_NUM_THREADS": threads}
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     tail: list[str] = []
     for line in proc.stdout:  # stream: the workers' progress and logs reach the caller's log
         print(line, end="", flush=True)
         tail = (tail + [line])[-200:]
     if proc.wait() != 0:
-        text = "".join(tail)
         # torchrun's report lists every stopped rank; the "Root Cause" is the one that failed first
-        failed = _FAILURE.search(text.split("Root Cause", 1)[-1])
-        who = (
-            f"rank {failed.group(1)} (local rank {failed.group(2)}) exited with code {failed.group(3)}"
-            if failed
-            else f"torchrun exited with code {proc.returncode}"
-        )
-        raise DistributedTrainingError(
-            f"{stage}: {who}; every rank was stopped. "
-            f"Rerun to resume from the last checkpoint in {paths.stage(stage).checkpoints}"
-        )
-    return summaries.read(paths.stage(stage).summary, summaries.TrainingSummary, stage)
-
-
-def _threads(cfg) -> int:
-    """Compute threads per worker: the machine's cores shared by the node's processes."""
-    return max(1, (os.cpu_count() or 1) // cfg.nproc_per_node)
+        failed = _FAILURE.search("".join(tail).split("Root Cause", 1)[-1])
+        if failed:
+            who = f"rank {failed.group(1)} (local rank {failed.group(2)}) exited with code {failed.group(3)}"
+        else:
+            who = f"torchrun exited with code {proc.returncode}"
+        raise DistributedTrainingError(f"{stage}: {who}; every rank was stopped. {rerun_hint}")

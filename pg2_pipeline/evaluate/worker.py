@@ -1,0 +1,42 @@
+"""The torchrun worker of a sharded evaluation: ``python -m pg2_pipeline.evaluate.worker --project DIR``
+(:func:`pg2_pipeline.evaluate.stage.run_evaluation` starts it). Scores its share of the test
+batches; rank 0 merges them and writes the evaluation."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from pg2_pipeline.distributed import Dist
+
+WORKER_MODULE = "pg2_pipeline.evaluate.worker"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog=WORKER_MODULE, description="a torchrun worker of the evaluation")
+    parser.add_argument("--project", type=Path, required=True)
+    args = parser.parse_args(argv)
+
+    from pg2_pipeline.config import load_params
+    from pg2_pipeline.env import apply_offline_defaults
+    from pg2_pipeline.evaluate.stage import build_evaluation
+    from pg2_pipeline.paths import ProjectPaths
+    from pg2_pipeline.runtime import resolve_device
+
+    apply_offline_defaults()
+    me = Dist.from_env()
+    if me is None:
+        raise SystemExit(f"{WORKER_MODULE} runs under torchrun (RANK and WORLD_SIZE are not set)")
+    paths = ProjectPaths(args.project.resolve())
+    params = load_params(paths.params_file)
+    me.init(params.evaluation.backend, me.device(resolve_device(params.evaluation.device)))
+    try:
+        build_evaluation(params, paths, dist=me, progress=True)
+    finally:
+        me.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
