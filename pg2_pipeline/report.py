@@ -64,7 +64,9 @@ def _pairs(paths: ProjectPaths) -> list[str]:
     flips = f" ({s.train_pairs_with_flips} with flips)" if s.flip_augmentation else ""
     return [
         f"train {s.pairs_per_split['train']} pairs{flips} over {s.identities_per_split['train']} identities; "
-        f"test {s.pairs_per_split['test']} pairs ({s.test_protocol}) over {s.identities_per_split['test']} identities",
+        f"test {s.pairs_per_split['test']} pairs ({s.test_protocol}) over {s.identities_per_split['test']} identities; "
+        f"validation {s.pairs_per_split.get('val', 0)} pairs over {s.identities_per_split.get('val', 0)} held-out "
+        "training identities",
         f"standard test pairs not usable here: {_counts(s.standard_unused)}"
         if s.test_protocol == "standard"
         else "test pairs mined",
@@ -90,9 +92,15 @@ def _training(stage: str) -> Callable[[ProjectPaths], list[str]]:
         first = ", ".join(f"{k} {v:.3f}" for k, v in s.headline_losses("first").items())
         last = ", ".join(f"{k} {v:.3f}" for k, v in s.headline_losses("final").items())
         resumed = f" (resumed at {s.resumed_from_step})" if s.resumed_from_step else ""
+        selected = f"exported: {s.selected.rule} (step {s.selected.step})"
+        if s.final_validation:
+            selected += (
+                f"; last validation SSIM {s.final_validation['ssim']:.4f}, LPIPS {s.final_validation['lpips']:.4f}"
+            )
         return [
-            f"{s.steps} steps{resumed} on {s.device} ({s.autocast}), {s.images_per_second:.1f} images/s; "
-            f"losses {first} -> {last}",
+            f"{s.steps} steps{resumed} on {s.device} ({s.autocast}, {s.processes} process(es)), "
+            f"{s.images_per_second:.1f} images/s; losses {first} -> {last}",
+            selected,
             f"sample grid: {_rel(paths.stage(stage).latest_sample, paths.root)}; "
             f"MLflow run {s.mlflow_run_id} ({s.mlflow_run_url})",
         ]

@@ -54,7 +54,7 @@ def run_stage(
     stage_cls: type[TrainingStage], params, paths: ProjectPaths, *, dagster_run_id: str | None = None
 ) -> TrainingSummary:
     """What the asset calls: one process trains here; several (params ``nproc_per_node`` ×
-    ``nnodes`` > 1) are launched with torchrun (:mod:`.distributed`)."""
+    ``nnodes`` > 1) are launched with torchrun (:mod:`pg2_pipeline.distributed`)."""
     name, cfg = stage_cls.name, params.section(stage_cls.name)
     if world_size(cfg) == 1:
         return train(stage_cls, params, paths, dagster_run_id=dagster_run_id)
