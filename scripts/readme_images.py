@@ -20,7 +20,7 @@ PICTURES = {
     "assets/stage2/samples/latest.png": "sample_grid.jpg",
     "assets/evaluation/report/examples.png": "examples.jpg",
     "assets/evaluation/report/curves.png": "curves.png",
-    "assets/demo/example.png": "generate_example.png",
+    "demo/example.png": "generate_example.png",
     "assets/pairs/pairs_per_identity.png": "pairs_per_identity.png",
 }
 
