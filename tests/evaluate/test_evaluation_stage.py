@@ -79,6 +79,7 @@ def test_metrics_table_has_every_method_and_protocol(evaluated):
 def test_per_pair_scores_and_pictures(evaluated):
     root, _ = evaluated
     paths = ProjectPaths(root)
+    params = load_params(paths.params_file)
     per_pair = pq.read_table(paths.evaluation.per_pair)
     assert per_pair.num_rows == 32
     assert {"pair_id", "from_id", "to_id", "stage2_mask_ssim", "copy_ssim_pg2", "stage1_lpips"} <= set(
@@ -94,10 +95,11 @@ def test_per_pair_scores_and_pictures(evaluated):
     curves = paths.evaluation.curves_csv.read_text().splitlines()
     assert curves[0] == "step,stage,ssim,mask_ssim,l1,lpips,ssim_to_condition,l1_to_condition"
     rows = [line.split(",") for line in curves[1:]]
-    # the validation records of both stages (tiny: every 50 of 200 and every 5 of 10 steps, and step 0)
-    assert [(r[1], int(r[0])) for r in rows] == [("stage1", s) for s in (0, 50, 100, 150, 200)] + [
-        ("stage2", 200 + s) for s in (0, 5, 10)
-    ]
+    # the validation records of both stages: step 0, every validate_every, the last step
+    s1, s2 = params.stage1, params.stage2
+    assert [(r[1], int(r[0])) for r in rows] == [
+        ("stage1", s) for s in range(0, s1.steps + 1, s1.validate_every)
+    ] + [("stage2", s1.steps + s) for s in range(0, s2.steps + 1, s2.validate_every)]
 
 
 def test_champion_gate_both_ways_and_loading_in_a_fresh_process(evaluated, monkeypatch):

@@ -10,6 +10,7 @@ from pg2_pipeline.models import (
     G1,
     G2,
     Discriminator,
+    PatchDiscriminator,
     build_discriminator,
     build_generator,
     count_parameters,
@@ -156,10 +157,11 @@ def test_factories_build_and_fail_loudly():
     assert isinstance(build_generator("g1", height=128, width=64, base_channels=8), G1)
     assert isinstance(build_generator("g2", height=128, width=64, base_channels=8), G2)
     assert isinstance(build_discriminator("dcgan", height=128, width=64), Discriminator)
+    assert isinstance(build_discriminator("patch", height=128, width=64), PatchDiscriminator)
     with pytest.raises(ValueError, match="unknown generator 'unet'.*known: g1, g2"):
         build_generator("unet")
-    with pytest.raises(ValueError, match="unknown discriminator 'patch'.*known: dcgan"):
-        build_discriminator("patch")
+    with pytest.raises(ValueError, match="unknown discriminator 'pixel'.*known: dcgan, patch"):
+        build_discriminator("pixel")
 
 
 @pytest.mark.parametrize("size", [(100, 64), (128, 60)])
