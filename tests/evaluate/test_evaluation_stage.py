@@ -97,9 +97,9 @@ def test_per_pair_scores_and_pictures(evaluated):
     rows = [line.split(",") for line in curves[1:]]
     # the validation records of both stages: step 0, every validate_every, the last step
     s1, s2 = params.stage1, params.stage2
-    assert [(r[1], int(r[0])) for r in rows] == [
-        ("stage1", s) for s in range(0, s1.steps + 1, s1.validate_every)
-    ] + [("stage2", s1.steps + s) for s in range(0, s2.steps + 1, s2.validate_every)]
+    expected = [("stage1", s) for s in range(0, s1.steps + 1, s1.validate_every)]
+    expected += [("stage2", s1.steps + s) for s in range(0, s2.steps + 1, s2.validate_every)]
+    assert [(r[1], int(r[0])) for r in rows] == expected
 
 
 def test_champion_gate_both_ways_and_loading_in_a_fresh_process(evaluated, monkeypatch):
