@@ -94,6 +94,21 @@ class Dist:
             dist.destroy_process_group()
 
 
+def join_as_worker(module: str, project: Path):
+    """What every torchrun worker does first: offline defaults, its rank from the environment
+    (an error outside torchrun), and the project's paths and params."""
+    from pg2_pipeline.config import load_params
+    from pg2_pipeline.env import apply_offline_defaults
+    from pg2_pipeline.paths import ProjectPaths
+
+    apply_offline_defaults()
+    me = Dist.from_env()
+    if me is None:
+        raise SystemExit(f"{module} runs under torchrun (RANK and WORLD_SIZE are not set)")
+    paths = ProjectPaths(project.resolve())
+    return me, paths, load_params(paths.params_file)
+
+
 def world_size(cfg) -> int:
     """Processes a stage's params ask for (``nnodes`` defaults to 1 where a section has none)."""
     return cfg.nproc_per_node * getattr(cfg, "nnodes", 1)

@@ -8,7 +8,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from pg2_pipeline.distributed import Dist
+from pg2_pipeline.distributed import join_as_worker
 
 WORKER_MODULE = "pg2_pipeline.evaluate.worker"
 
@@ -18,18 +18,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--project", type=Path, required=True)
     args = parser.parse_args(argv)
 
-    from pg2_pipeline.config import load_params
-    from pg2_pipeline.env import apply_offline_defaults
     from pg2_pipeline.evaluate.stage import build_evaluation
-    from pg2_pipeline.paths import ProjectPaths
     from pg2_pipeline.runtime import resolve_device
 
-    apply_offline_defaults()
-    me = Dist.from_env()
-    if me is None:
-        raise SystemExit(f"{WORKER_MODULE} runs under torchrun (RANK and WORLD_SIZE are not set)")
-    paths = ProjectPaths(args.project.resolve())
-    params = load_params(paths.params_file)
+    me, paths, params = join_as_worker(WORKER_MODULE, args.project)
     me.init(params.evaluation.backend, me.device(resolve_device(params.evaluation.device)))
     try:
         build_evaluation(params, paths, dist=me, progress=True)

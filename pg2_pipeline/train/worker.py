@@ -9,7 +9,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from pg2_pipeline.distributed import Dist
+from pg2_pipeline.distributed import join_as_worker
 
 WORKER_MODULE = "pg2_pipeline.train.worker"
 
@@ -22,17 +22,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dagster-run-id", default=None)
     args = parser.parse_args(argv)
 
-    from pg2_pipeline.config import load_params
-    from pg2_pipeline.env import apply_offline_defaults
-    from pg2_pipeline.paths import ProjectPaths
     from pg2_pipeline.train.stages import STAGES, train_distributed
 
-    apply_offline_defaults()
-    me = Dist.from_env()
-    if me is None:
-        raise SystemExit(f"{WORKER_MODULE} runs under torchrun (RANK and WORLD_SIZE are not set)")
-    paths = ProjectPaths(args.project.resolve())
-    params = load_params(paths.params_file)
+    me, paths, params = join_as_worker(WORKER_MODULE, args.project)
     train_distributed(STAGES[args.stage], params, paths, me, dagster_run_id=args.dagster_run_id)
     return 0
 
