@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Refreshes the pictures in docs/images/ (shown in the README) from a finished `make demo`.
+"""Refreshes the pictures in docs/images/ and the demo metrics table in README.md from a finished `make demo`.
 
     .venv/bin/python scripts/readme_images.py [PROJECT_DIR]
 
@@ -44,6 +44,22 @@ def main(root: Path) -> None:
     if metrics.is_file():
         (out.parent / "demo_metrics.md").write_text(metrics.read_text())
         print(f"{out.parent / 'demo_metrics.md'}")
+        readme = out.parent.parent / "README.md"
+        readme.write_text(with_demo_table(readme.read_text(), metrics.read_text()))
+        print(f"{readme}: demo metrics table")
+
+
+def with_demo_table(readme: str, metrics_md: str) -> str:
+    """The README with the text between the demo-metrics markers replaced by the report's first table."""
+    lines = metrics_md.splitlines()
+    first = next(i for i, line in enumerate(lines) if line.startswith("|"))
+    end = next((i for i in range(first, len(lines)) if not lines[i].startswith("|")), len(lines))
+    start_mark, end_mark = "<!-- demo-metrics:start -->", "<!-- demo-metrics:end -->"
+    if start_mark not in readme or end_mark not in readme:
+        raise SystemExit(f"README.md: the markers {start_mark} / {end_mark} are missing")
+    head, rest = readme.split(start_mark, 1)
+    _, tail = rest.split(end_mark, 1)
+    return head + start_mark + "\n" + "\n".join(lines[first:end]) + "\n" + end_mark + tail
 
 
 if __name__ == "__main__":
