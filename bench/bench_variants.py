@@ -54,7 +54,9 @@ def set_stage(raw: dict, section: str, profile: str, **values) -> None:
     raw[section].setdefault("profiles", {}).setdefault(profile, {}).update(values)
 
 
-def run_one(project: ProjectPaths, variant: str, seed: int, train_stage1: bool, work: Path) -> dict:
+def run_one(
+    project: ProjectPaths, variant: str, seed: int, train_stage1: bool, work: Path, steps: int | None, pairs: int | None
+) -> dict:
     from pg2_pipeline.evaluate.stage import build_evaluation
     from pg2_pipeline.train.loop import train
     from pg2_pipeline.train.stage1 import Stage1
@@ -64,7 +66,9 @@ def run_one(project: ProjectPaths, variant: str, seed: int, train_stage1: bool, 
     (root / "assets").mkdir(parents=True)
     raw = yaml.safe_load(project.params_file.read_text())
     profile = raw["base"]["profile"]
-    set_stage(raw, "stage2", profile, variant=variant, seed=seed)
+    set_stage(raw, "stage2", profile, variant=variant, seed=seed, **({"steps": steps} if steps else {}))
+    if pairs:
+        set_stage(raw, "evaluation", profile, max_pairs=pairs, fid_real_images=pairs)
     if train_stage1:
         set_stage(raw, "stage1", profile, seed=seed)
     (root / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
@@ -109,7 +113,7 @@ def summarise(runs: list[dict]) -> dict:
     return table
 
 
-def markdown(table: dict, seeds: list[int], pairs: int) -> str:
+def markdown(table: dict, seeds: list[int], pairs: int, steps: int) -> str:
     def cell(d: dict) -> str:
         return (
             "n/a"
@@ -122,7 +126,7 @@ def markdown(table: dict, seeds: list[int], pairs: int) -> str:
     head = ["SSIM ↑", "mask-SSIM ↑", "LPIPS ↓", "FID ↓", "SSIM to I_A", "PCKh ↑", "detected", "PCKh on detected"]
     keys = ["ssim", "mask_ssim", "lpips", "fid", "ssim_to_condition", "pckh", "detection_rate", "pckh_detected"]
     lines = [
-        f"Mean ± std over seeds {seeds}, {pairs} test pairs; "
+        f"Mean ± std over seeds {seeds}, {steps} stage-2 steps, {pairs} test pairs; "
         "PCKh: BlazePose (not comparable to OpenPose-based papers).",
         "",
         "| stage 2 | " + " | ".join(head) + " |",
@@ -143,6 +147,10 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--train-stage1", action="store_true", help="train G1 per seed too (the whole demo's spread)")
+    parser.add_argument("--stage2-steps", type=int, default=None, help="shorter stage 2 than the profile's")
+    parser.add_argument(
+        "--pairs", type=int, default=None, help="fewer test pairs (and FID real images) than the profile's"
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "variants.md")
     args = parser.parse_args(argv)
     project = ProjectPaths(args.project.resolve())
@@ -160,13 +168,15 @@ def main(argv: list[str] | None = None) -> None:
     with tempfile.TemporaryDirectory(prefix="pg2-variants-") as tmp:
         for variant in variants:
             for seed in seeds:
-                runs.append(run_one(project, variant, seed, args.train_stage1, Path(tmp)))
+                runs.append(
+                    run_one(project, variant, seed, args.train_stage1, Path(tmp), args.stage2_steps, args.pairs)
+                )
                 print(f"# {variant} seed {seed}: {json.dumps(runs[-1]['stage2'])}", file=sys.stderr, flush=True)
                 shutil.rmtree(Path(tmp) / f"{variant}-seed{seed}")
     table = summarise(runs)
-    pairs = params.evaluation.max_pairs
+    pairs = args.pairs or params.evaluation.max_pairs
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(markdown(table, seeds, pairs))
+    args.out.write_text(markdown(table, seeds, pairs, args.stage2_steps or params.stage2.steps))
     print(
         json.dumps(
             {
@@ -176,7 +186,7 @@ def main(argv: list[str] | None = None) -> None:
                 "project": str(project.root),
                 "profile": params.base.profile,
                 "dataset": params.base.dataset,
-                "stage2_steps": params.stage2.steps,
+                "stage2_steps": args.stage2_steps or params.stage2.steps,
                 "seeds": seeds,
                 "evaluation_pairs": pairs,
                 "table": table,

@@ -59,6 +59,28 @@ def processes_with(marker: str) -> list[int]:
     return found
 
 
+def like_a_terminal() -> None:
+    """In the child before exec: the signal state of a shell in a terminal. Ignored and blocked
+    signals survive exec, and this test runs in a pytest worker that earlier tests (in-process
+    Dagster, MLflow, Arrow threads) may have left with either; a shell cannot trap a signal that
+    was ignored when it started."""
+    signal.pthread_sigmask(signal.SIG_SETMASK, set())
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, signal.SIG_DFL)
+
+
+def signal_state(pid: int) -> str:
+    """The SigBlk / SigIgn lines of /proc/PID/status (why a signal may not arrive)."""
+    with contextlib.suppress(OSError):
+        lines = Path(f"/proc/{pid}/status").read_text().splitlines()
+        return "; ".join(line for line in lines if line.startswith(("SigBlk", "SigIgn")))
+    return "gone"
+
+
+def _log(tmp_path: Path) -> str:
+    return (tmp_path / "ui.log").read_text()[-3000:]
+
+
 @pytest.mark.parametrize("how", ["SIGTERM to make", "SIGINT to the foreground group (Ctrl-C)"])
 def test_make_ui_leaves_nothing_behind(tmp_path, how):
     dagster_port, mlflow_port = free_port(), free_port()
@@ -79,6 +101,7 @@ def test_make_ui_leaves_nothing_behind(tmp_path, how):
         stdout=log,
         stderr=subprocess.STDOUT,
         start_new_session=True,
+        preexec_fn=like_a_terminal,
     )
     try:
         deadline = time.time() + 180
@@ -99,7 +122,15 @@ def test_make_ui_leaves_nothing_behind(tmp_path, how):
             sig = signal.SIGINT
             os.killpg(make.pid, sig)
         # make passes the signal on, waits for ui.sh, then dies of the same signal
-        assert make.wait(timeout=60) == -sig, (tmp_path / "ui.log").read_text()[-3000:]
+        try:
+            code = make.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            left = {p: Path(f"/proc/{p}/cmdline").read_bytes()[:120] for p in processes_with(marker)}
+            pytest.fail(
+                f"make ui still running 60 s after {how}; processes {left}; make: {signal_state(make.pid)}; "
+                f"this worker: {signal_state(os.getpid())}; log:\n{_log(tmp_path)}"
+            )
+        assert code == -sig, _log(tmp_path)
         assert f"Error {128 + sig}" in (tmp_path / "ui.log").read_text()  # ui.sh's own exit status
         left = processes_with(marker)
         deadline = time.time() + 10
