@@ -6,6 +6,7 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 import urllib.request
 import uuid
@@ -59,14 +60,18 @@ def processes_with(marker: str) -> list[int]:
     return found
 
 
-def like_a_terminal() -> None:
-    """In the child before exec: the signal state of a shell in a terminal. Ignored and blocked
-    signals survive exec, and this test runs in a pytest worker that earlier tests (in-process
-    Dagster, MLflow, Arrow threads) may have left with either; a shell cannot trap a signal that
-    was ignored when it started."""
-    signal.pthread_sigmask(signal.SIG_SETMASK, set())
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, signal.SIG_DFL)
+# Run make the way a shell in a terminal starts it: no blocked signals, SIGINT and SIGTERM at their
+# defaults. Ignored and blocked signals survive exec, this test runs in a pytest worker that
+# earlier tests (in-process Dagster, MLflow, torch threads) may have changed, and a shell cannot
+# trap a signal that was ignored when it started. (An exec wrapper, not preexec_fn: the worker has
+# threads.)
+LIKE_A_TERMINAL = [
+    sys.executable,
+    "-c",
+    "import os, signal, sys; signal.pthread_sigmask(signal.SIG_SETMASK, set()); "
+    "[signal.signal(s, signal.SIG_DFL) for s in (signal.SIGINT, signal.SIGTERM)]; "
+    "os.execvp(sys.argv[1], sys.argv[1:])",
+]
 
 
 def signal_state(pid: int) -> str:
@@ -96,12 +101,11 @@ def test_make_ui_leaves_nothing_behind(tmp_path, how):
     # `-o setup`: the environment exists (this test runs in it); DAGSTER_HOME on make's command
     # line overrides the Makefile's project-local instance.
     make = subprocess.Popen(
-        ["make", "-C", str(REPO), "-o", "setup", "ui", f"DAGSTER_HOME={tmp_path / 'dagster_home'}"],
+        [*LIKE_A_TERMINAL, "make", "-C", str(REPO), "-o", "setup", "ui", f"DAGSTER_HOME={tmp_path / 'dagster_home'}"],
         env=env,
         stdout=log,
         stderr=subprocess.STDOUT,
         start_new_session=True,
-        preexec_fn=like_a_terminal,
     )
     try:
         deadline = time.time() + 180
