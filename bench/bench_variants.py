@@ -2,7 +2,8 @@
 pairs; several training seeds each; mean ± std of every quality metric and of the copy detector.
 
     make demo                                    # once: the quick twin's manifests and G1
-    .venv/bin/python bench/bench_variants.py     # ~1 h on 2 cores; prints one JSON object
+    .venv/bin/python bench/bench_variants.py     # ~100 min on 2 AVX2 cores; prints one JSON object
+    .venv/bin/python bench/bench_variants.py --stage2-steps 60 --pairs 64   # ~40 min: shorter, fewer pairs
     .venv/bin/python bench/bench_variants.py --variants pg2,pg2plus --seeds 0,1 --project /other/clone
     .venv/bin/python bench/bench_variants.py --train-stage1 --variants pg2plus   # the whole demo, 3 seeds
 
