@@ -176,8 +176,9 @@ def main(argv: list[str] | None = None) -> None:
                 shutil.rmtree(Path(tmp) / f"{variant}-seed{seed}")
     table = summarise(runs)
     pairs = args.pairs or params.evaluation.max_pairs
+    steps = args.stage2_steps or params.stage2.steps
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(markdown(table, seeds, pairs, args.stage2_steps or params.stage2.steps))
+    args.out.write_text(markdown(table, seeds, pairs, steps))
     print(
         json.dumps(
             {
@@ -187,7 +188,7 @@ def main(argv: list[str] | None = None) -> None:
                 "project": str(project.root),
                 "profile": params.base.profile,
                 "dataset": params.base.dataset,
-                "stage2_steps": args.stage2_steps or params.stage2.steps,
+                "stage2_steps": steps,
                 "seeds": seeds,
                 "evaluation_pairs": pairs,
                 "table": table,
