@@ -129,6 +129,9 @@ class Stage1Params:
     # Learning rate over the run: "constant" (the paper) or "cosine" (from lr down to 0 at the last
     # step; short runs end calmer). A function of the step alone, so a resumed run is exact.
     lr_schedule: Literal["constant", "cosine"]
+    # Exponential moving average of G1's weights (decay per update, e.g. 0.999); 0 = none (the
+    # paper). When set, the average is what validation scores, selection keeps and G1 exports.
+    ema_decay: float
     # Processes that train the stage: more than one runs torchrun with DistributedDataParallel
     # (README, "Past one GPU"). batch_size is the global batch and must divide by their number.
     nproc_per_node: int  # processes per machine (one per GPU; on a CPU, a share of its cores)
@@ -305,6 +308,7 @@ def _check_values(p: Params, source: str) -> None:
                 f"is {cfg.select!r}, which needs a validation split (pairs.validation_identities > 0)",
             )
     need(p.evaluation.nproc_per_node >= 1, "evaluation.nproc_per_node", "must be >= 1")
+    need(0 <= p.stage1.ema_decay < 1, "stage1.ema_decay", "must be in [0, 1) (0 = no weight average)")
     need(p.stage2.select_ssim_tolerance >= 0, "stage2.select_ssim_tolerance", "must be >= 0")
     need(p.stage2.lambda_perceptual >= 0, "stage2.lambda_perceptual", "must be >= 0 (0 = off)")
     need(p.stage2.d_lr is None or p.stage2.d_lr > 0, "stage2.d_lr", "must be > 0 or null (= stage2.lr)")

@@ -144,6 +144,7 @@ def train(
         for step in range(start_step, cfg.steps):
             stage.scale_lr(lr_factor(cfg.lr_schedule, step, cfg.steps))
             result = stage.step(loader.batch(step).to(rt.device, memory_format=rt.memory_format))
+            stage.update_averages(step + 1)
             if dist is not None:
                 result = dist.mean(result)  # the global batch's losses, on every rank
             done = step + 1

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import abc
 import contextlib
+import copy
 import math
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -64,6 +65,7 @@ class TrainingStage(abc.ABC):
         self._plain = dict(networks)
         self._run = dict(networks)
         self._base_lr = {name: [g["lr"] for g in opt.param_groups] for name, opt in optimizers.items()}
+        self.averages: dict[str, WeightAverage] = {}  # see :meth:`average_weights`
 
     # --- what the loop calls -------------------------------------------------------------
     @classmethod
@@ -96,6 +98,24 @@ class TrainingStage(abc.ABC):
     def export(self, files: StagePaths) -> list[Path]:
         """Writes the final networks into the stage folder; returns the files written."""
 
+    def average_weights(self, names: Iterable[str], decay: float) -> None:
+        """Keeps an exponential moving average of the weights of the networks ``names``
+        (params ``ema_decay``): what :meth:`evaluated` returns, so what validation scores, the
+        sample grids show and :meth:`export` writes. ``decay`` 0 keeps none."""
+        if decay > 0:
+            self.averages = {n: WeightAverage(self.networks[n], decay) for n in names}
+
+    def update_averages(self, step: int) -> None:
+        """After update ``step`` (1-based): the averages take their share of the new weights."""
+        for average in self.averages.values():
+            average.update(step)
+
+    def evaluated(self, name: str) -> nn.Module:
+        """The network ``name`` as it is scored and exported: its weight average when the stage
+        keeps one, else the trained network itself."""
+        average = self.averages.get(name)
+        return average.module if average is not None else self.networks[name]
+
     def scale_lr(self, factor: float) -> None:
         """Every optimizer at ``factor`` × its initial learning rate (the schedule's value)."""
         for name, opt in self.optimizers.items():
@@ -120,18 +140,52 @@ class TrainingStage(abc.ABC):
     def state(self) -> tuple[dict, dict]:
         """(network state dicts, optimizer state dicts) for a checkpoint."""
         models = {n: io.unwrap(self.networks[n]).state_dict() for n in self.trained}
+        models |= {f"{n}{AVERAGE_SUFFIX}": a.module.state_dict() for n, a in self.averages.items()}
         return models, {n: o.state_dict() for n, o in self.optimizers.items()}
 
     def load_state(self, models: dict, optimizers: dict | None = None) -> None:
         """Network (and, when given, optimizer) state from a checkpoint."""
         for name in self.trained:
             io.unwrap(self.networks[name]).load_state_dict(models[name])
+        for name, average in self.averages.items():
+            key = f"{name}{AVERAGE_SUFFIX}"
+            if key not in models:
+                raise KeyError(f"the checkpoint has no {key!r}: it was not written with ema_decay > 0")
+            average.module.load_state_dict(models[key])
         for name, opt in self.optimizers.items() if optimizers is not None else ():
             opt.load_state_dict(optimizers[name])
 
     def autocast(self, batch: Batch) -> contextlib.AbstractContextManager:
         """bf16 autocast on the batch's device when the stage runs in bf16."""
         return autocast(batch.target.device.type, self.amp)
+
+
+AVERAGE_SUFFIX = "_ema"  # checkpoint key of a network's weight average: "g1_ema"
+
+
+class WeightAverage:
+    """An exponential moving average of a network's weights, in a frozen copy of it.
+
+    After update ``t`` each averaged tensor becomes ``d·avg + (1 − d)·w`` with
+    ``d = min(decay, (1 + t) / (10 + t))``: the warm-up forgets the random initialisation within
+    the first few hundred updates instead of dragging it along for ``1 / (1 − decay)`` of them.
+    Buffers (BatchNorm statistics) are copied, not averaged.
+    """
+
+    def __init__(self, network: nn.Module, decay: float):
+        if not 0 < decay < 1:
+            raise ValueError(f"ema_decay must be in (0, 1), got {decay}")
+        self.decay = decay
+        self.network = io.unwrap(network)
+        self.module = copy.deepcopy(self.network).requires_grad_(False).eval()
+
+    @torch.no_grad()
+    def update(self, step: int) -> None:
+        d = min(self.decay, (1 + step) / (10 + step))
+        for mine, theirs in zip(self.module.parameters(), self.network.parameters(), strict=True):
+            mine.lerp_(theirs.detach(), 1.0 - d)
+        for mine, theirs in zip(self.module.buffers(), self.network.buffers(), strict=True):
+            mine.copy_(theirs)
 
 
 def lr_factor(schedule: str, step: int, steps: int) -> float:

@@ -39,7 +39,9 @@ class Stage1(TrainingStage):
         optimizer = make_optimizer(
             g1.parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), fused=rt.device.type != "mps"
         )
-        return cls(g1, optimizer, amp=rt.amp, config=config)
+        stage = cls(g1, optimizer, amp=rt.amp, config=config)
+        stage.average_weights(("g1",), cfg.ema_decay)
+        return stage
 
     def step(self, batch: Batch, return_images: bool = False) -> StepResult:
         """One G1 update: ``L_G1 = poseMaskL1(G1(I_A, P_B), I_B)``."""
@@ -64,13 +66,13 @@ class Stage1(TrainingStage):
     @torch.no_grad()
     def samples(self, batch: Batch) -> dict[str, torch.Tensor]:
         with self.autocast(batch):
-            return {"G1": self.g1(batch.condition, batch.target_map).float()}
+            return {"G1": self.evaluated("g1")(batch.condition, batch.target_map).float()}
 
     @torch.no_grad()
     def output(self, batch: Batch) -> torch.Tensor:
-        """G1's image (B, 3, H, W) for validation."""
+        """G1's image (B, 3, H, W) for validation (its weight average under ``ema_decay``)."""
         with self.autocast(batch):
-            return self.g1(batch.condition, batch.target_map).float()
+            return self.evaluated("g1")(batch.condition, batch.target_map).float()
 
     def export(self, files: StagePaths) -> list[Path]:
-        return io.save_model(files, "g1", self.g1, self.config)
+        return io.save_model(files, "g1", self.evaluated("g1"), self.config)

@@ -9,7 +9,7 @@ import torch
 
 from pg2_pipeline.inputs.batch import Batch
 from pg2_pipeline.models import G1, G2, Discriminator
-from pg2_pipeline.train.stage import make_optimizer
+from pg2_pipeline.train.stage import WeightAverage, make_optimizer
 from pg2_pipeline.train.stage1 import Stage1
 from pg2_pipeline.train.stage2 import Stage2
 
@@ -157,3 +157,24 @@ def test_batch_rejects_mismatched_shapes():
         Batch(batch.condition, batch.target, batch.target_map, batch.target)
     with pytest.raises(ValueError, match="Batch.target_map has shape"):
         Batch(batch.condition, batch.target, batch.target_map[:, :, :64], batch.target_mask)
+
+
+def test_weight_average_warms_up_then_follows_its_decay():
+    net = torch.nn.Sequential(torch.nn.Linear(3, 2), torch.nn.BatchNorm1d(2))
+    average = WeightAverage(net, decay=0.5)
+    start = net[0].weight.detach().clone()
+    with torch.no_grad():
+        net[0].weight.add_(1.0)
+        net[1].running_mean.fill_(3.0)
+    average.update(1)  # warm-up: d = min(0.5, 2 / 11)
+    d = 2 / 11
+    assert torch.allclose(average.module[0].weight, d * start + (1 - d) * (start + 1))
+    assert torch.equal(average.module[1].running_mean, net[1].running_mean)  # buffers copied
+    before = average.module[0].weight.clone()
+    with torch.no_grad():
+        net[0].weight.add_(1.0)
+    average.update(100)  # past the warm-up: d = 0.5
+    assert torch.allclose(average.module[0].weight, 0.5 * before + 0.5 * net[0].weight)
+    assert not any(p.requires_grad for p in average.module.parameters())
+    with pytest.raises(ValueError, match="ema_decay must be in"):
+        WeightAverage(net, decay=1.0)

@@ -75,7 +75,7 @@ def train(root: Path, stage: str = "stage1") -> subprocess.Popen:
 
 def test_kill_and_resume_gives_identical_weights(tiny_manifests, tmp_path):
     # with validation and selection: the best weights survive the kill too
-    selecting = {"validate_every": 2, "select": "best_mask_ssim"}
+    selecting = {"validate_every": 2, "select": "best_mask_ssim", "ema_decay": 0.9}  # the weight average resumes too
     straight = project_copy(tiny_manifests, tmp_path / "straight", **selecting)
     assert train(straight).wait(timeout=300) == 0
 
@@ -127,6 +127,38 @@ def test_selection_exports_the_best_validation_step_and_says_so(tiny_manifests, 
     assert run.data.tags["selected.rule"] == "best_mask_ssim" and run.data.tags["selected.step"] == str(best["step"])
     curve = mlflow.MlflowClient().get_metric_history(run.info.run_id, "val_mask_ssim")
     assert [m.step for m in curve] == [0, 2, 4, 6, 8]
+
+
+def test_weight_average_is_what_validation_scores_selection_keeps_and_g1_exports(tiny_manifests, tmp_path, monkeypatch):
+    from pg2_pipeline.runtime import Runtime
+    from pg2_pipeline.train.validation import Validator
+
+    root = project_copy(tiny_manifests, tmp_path / "p", validate_every=2, select="best_mask_ssim", ema_decay=0.9)
+    paths = ProjectPaths(root)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{root}/mlflow.db")
+    summary = train_stage("stage1", load_params(paths.params_file), paths, progress=False)
+    files = paths.stage("stage1")
+    last = ckpt.load_checkpoint(files.checkpoint(8))["models"]
+    assert set(last) == {"g1", "g1_ema"}
+    assert any(not torch.equal(last["g1"][k], last["g1_ema"][k]) for k in last["g1"])
+    best = ckpt.load_checkpoint(files.best_checkpoint)["models"]
+    exported = load_file(files.weights("g1"))
+    assert all(torch.equal(exported[k], best["g1_ema"][k]) for k in exported)  # the average, not the raw weights
+    # the validation curve scored the average: rescoring the step-8 average gives the same numbers
+    cfg = load_params(paths.params_file).stage1
+    rt = Runtime.resolve(cfg.device, cfg.precision, cfg.channels_last)  # as the run scored it (bf16 where native)
+    g1 = ckpt.load_model(files, "g1").to(memory_format=rt.memory_format)
+    g1.load_state_dict(last["g1_ema"])
+
+    def average(b):
+        with rt.autocast():
+            return g1.eval()(b.condition, b.target_map).float()
+
+    rescored = Validator(paths, torch.device("cpu"))(average)
+    validation = json.loads(files.validation.read_text())
+    assert validation[-1]["step"] == 8
+    assert rescored == pytest.approx({k: validation[-1][k] for k in rescored}, abs=1e-5)
+    assert summary.selected.step in {2, 4, 6, 8}
 
 
 def test_changed_params_never_resume_a_stale_checkpoint(tiny_manifests, tmp_path):
