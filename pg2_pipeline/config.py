@@ -110,6 +110,7 @@ class Stage1Params:
     batch_size: int  # 16 Market, 1 DeepFashion (reference)
     base_channels: int  # C: 128 in the paper; CPU profiles use a narrow model
     z_dim: int  # FC bottleneck width (64)
+    relu_slope: float  # 0: ReLU (the paper); > 0: leaky ReLU with that negative slope in G1 (no dead units)
     lr: float  # Adam
     beta1: float
     beta2: float
@@ -308,6 +309,7 @@ def _check_values(p: Params, source: str) -> None:
                 f"is {cfg.select!r}, which needs a validation split (pairs.validation_identities > 0)",
             )
     need(p.evaluation.nproc_per_node >= 1, "evaluation.nproc_per_node", "must be >= 1")
+    need(0 <= p.stage1.relu_slope < 1, "stage1.relu_slope", "must be in [0, 1) (0 = ReLU, the paper)")
     need(0 <= p.stage1.ema_decay < 1, "stage1.ema_decay", "must be in [0, 1) (0 = no weight average)")
     need(p.stage2.select_ssim_tolerance >= 0, "stage2.select_ssim_tolerance", "must be >= 0")
     need(p.stage2.lambda_perceptual >= 0, "stage2.lambda_perceptual", "must be >= 0 (0 = off)")

@@ -113,6 +113,7 @@ def test_stage2_variants_apply_between_datasets_and_profiles():
             "needs a validation split (pairs.validation_identities > 0)",
         ),
         (lambda r: r["pairs"].update(validation_identities=-1), "'pairs.validation_identities' must be >= 0"),
+        (lambda r: r["stage1"].update(relu_slope=-0.1), "'stage1.relu_slope' must be in [0, 1)"),
         (lambda r: r["stage1"].update(ema_decay=1.0), "'stage1.ema_decay' must be in [0, 1)"),
         (lambda r: r["stage1"].update(ema_decay=-0.5), "'stage1.ema_decay' must be in [0, 1)"),
     ],

@@ -68,9 +68,11 @@ def init_tf_slim_(module: nn.Module) -> None:
             nn.init.zeros_(m.bias)
 
 
-def conv_relu(in_channels: int, out_channels: int, kernel_size: int = 3, stride: int = 1):
-    """slim.conv2d(..., activation_fn=tf.nn.relu) — the only layer type of G1 and G2."""
-    return nn.Sequential(Conv2dSame(in_channels, out_channels, kernel_size, stride), nn.ReLU(inplace=True))
+def conv_relu(in_channels: int, out_channels: int, kernel_size: int = 3, stride: int = 1, relu_slope: float = 0.0):
+    """slim.conv2d(..., activation_fn=tf.nn.relu) — the only layer type of G1 and G2.
+    ``relu_slope`` > 0: a leaky ReLU with that negative slope instead (not in the paper)."""
+    activation = nn.LeakyReLU(relu_slope, inplace=True) if relu_slope else nn.ReLU(inplace=True)
+    return nn.Sequential(Conv2dSame(in_channels, out_channels, kernel_size, stride), activation)
 
 
 def encoder_depth(height: int, width: int) -> int:
@@ -91,9 +93,11 @@ class ResidualBlock(nn.Module):
     """conv3×3+ReLU, conv3×3+ReLU, then the identity added; no activation after the add
     (reference: ``x = x + res``). Width is kept, so the shortcut needs no projection."""
 
-    def __init__(self, channels: int):
+    def __init__(self, channels: int, relu_slope: float = 0.0):
         super().__init__()
-        self.body = nn.Sequential(conv_relu(channels, channels), conv_relu(channels, channels))
+        self.body = nn.Sequential(
+            conv_relu(channels, channels, relu_slope=relu_slope), conv_relu(channels, channels, relu_slope=relu_slope)
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x + self.body(x)
@@ -107,6 +111,8 @@ class G1(nn.Module):
         base_channels: C, 128 in the paper; smaller for CPU runs.
         z_dim: bottleneck size, 64 in the paper.
         pose_channels: channels of the pose map (18 OpenPose keypoints).
+        relu_slope: 0 (the paper) uses ReLU; > 0 a leaky ReLU with that negative slope, whose
+            units cannot die (a narrow CPU G1 loses ~10-15% of its ReLU units to dead ones).
     """
 
     def __init__(
@@ -116,31 +122,34 @@ class G1(nn.Module):
         base_channels: int = 128,
         z_dim: int = 64,
         pose_channels: int = POSE_CHANNELS,
+        relu_slope: float = 0.0,
     ):
         super().__init__()
-        C = base_channels
+        C, a = base_channels, relu_slope
         N = self.depth = encoder_depth(height, width)
         self.height, self.width = height, width
         self.bottleneck_hw = (BOTTLENECK_HEIGHT, width // 2 ** (N - 1))  # (8, 4) or (8, 8)
         h, w = self.bottleneck_hw
         self.base_channels = C
 
-        self.stem = conv_relu(IMAGE_CHANNELS + pose_channels, C)
+        self.stem = conv_relu(IMAGE_CHANNELS + pose_channels, C, relu_slope=a)
         # Encoder level i: residual block at C·(i+1), then (not after the last level) a
         # stride-2 conv to C·(i+2).
-        self.encoder = nn.ModuleList(ResidualBlock(C * (i + 1)) for i in range(N))
-        self.downsample = nn.ModuleList(conv_relu(C * (i + 1), C * (i + 2), stride=2) for i in range(N - 1))
+        self.encoder = nn.ModuleList(ResidualBlock(C * (i + 1), a) for i in range(N))
+        self.downsample = nn.ModuleList(
+            conv_relu(C * (i + 1), C * (i + 2), stride=2, relu_slope=a) for i in range(N - 1)
+        )
         # Bottleneck: both FCs linear (activation_fn=None in the reference).
         self.to_z = nn.Linear(C * N * h * w, z_dim)
         self.from_z = nn.Linear(z_dim, C * h * w)
         # Decoder step idx concatenates the skip of encoder level N−1−idx, so its residual block
         # runs at C·(N+1) for idx 0 (C from the FC + C·N) and at 2·C·(N−idx) afterwards; then
         # nearest ×2 and a 1×1 conv + ReLU to C·(N−1−idx).
-        self.decoder = nn.ModuleList(ResidualBlock(self._decoder_width(idx)) for idx in range(N))
+        self.decoder = nn.ModuleList(ResidualBlock(self._decoder_width(idx), a) for idx in range(N))
         self.upsample = nn.ModuleList(
             nn.Sequential(
                 nn.Upsample(scale_factor=2, mode="nearest"),
-                conv_relu(self._decoder_width(idx), C * (N - 1 - idx), kernel_size=1),
+                conv_relu(self._decoder_width(idx), C * (N - 1 - idx), kernel_size=1, relu_slope=a),
             )
             for idx in range(N - 1)
         )

@@ -35,6 +35,8 @@ class Stage1(TrainingStage):
         cfg, rt = ctx.cfg, ctx.runtime
         height, width = ctx.image_size
         config = {"height": height, "width": width, "base_channels": cfg.base_channels, "z_dim": cfg.z_dim}
+        if cfg.relu_slope:  # the paper's G1 keeps its config
+            config["relu_slope"] = cfg.relu_slope
         g1 = build_generator("g1", **config).to(rt.device, memory_format=rt.memory_format)
         optimizer = make_optimizer(
             g1.parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), fused=rt.device.type != "mps"

@@ -187,3 +187,25 @@ def test_channels_last_bf16_autocast_matches_fp32():
     assert torch.isfinite(fake).all() and torch.isfinite(logits.float()).all()
     # bf16 keeps ~3 significant digits; the coarse output must still be the same function.
     assert torch.allclose(coarse.float(), reference, atol=0.05 * reference.abs().max().item())
+
+
+def test_leaky_g1_keeps_every_unit_alive_and_saves_its_slope(tmp_path):
+    from pg2_pipeline.models import io
+    from pg2_pipeline.paths import ProjectPaths
+
+    torch.manual_seed(0)
+    paper, leaky = G1(base_channels=8), G1(base_channels=8, relu_slope=0.2)
+    assert not any(isinstance(m, torch.nn.LeakyReLU) for m in paper.modules())
+    activations = [m for m in leaky.modules() if isinstance(m, torch.nn.LeakyReLU)]
+    assert activations and not any(type(m) is torch.nn.ReLU for m in leaky.modules())
+    assert all(m.negative_slope == 0.2 for m in activations)
+    # the same parameters, so the paper's checkpoints and the leaky ones share their layout
+    assert paper.state_dict().keys() == leaky.state_dict().keys()
+    # the slope travels with the weights: the loaded G1 computes what the trained one did
+    files = ProjectPaths(tmp_path).stage("stage1")
+    files.folder.mkdir(parents=True)
+    io.save_model(files, "g1", leaky, {"height": 128, "width": 64, "base_channels": 8, "relu_slope": 0.2})
+    loaded = io.load_model(files, "g1").eval()
+    x, pose = torch.rand(2, 3, 128, 64) * 2 - 1, torch.rand(2, 18, 128, 64) * 2 - 1
+    with torch.no_grad():
+        assert torch.allclose(loaded(x, pose), leaky.eval()(x, pose))

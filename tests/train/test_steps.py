@@ -9,7 +9,7 @@ import torch
 
 from pg2_pipeline.inputs.batch import Batch
 from pg2_pipeline.models import G1, G2, Discriminator
-from pg2_pipeline.train.stage import WeightAverage, make_optimizer
+from pg2_pipeline.train.stage import WeightAverage, lr_factor, make_optimizer
 from pg2_pipeline.train.stage1 import Stage1
 from pg2_pipeline.train.stage2 import Stage2
 
@@ -178,3 +178,12 @@ def test_weight_average_warms_up_then_follows_its_decay():
     assert not any(p.requires_grad for p in average.module.parameters())
     with pytest.raises(ValueError, match="ema_decay must be in"):
         WeightAverage(net, decay=1.0)
+
+
+def test_lr_schedules():
+    assert [lr_factor("constant", t, 100) for t in (0, 50, 99)] == [1.0, 1.0, 1.0]
+    cosine = [lr_factor("cosine", t, 100) for t in range(100)]
+    assert cosine[0] == 1.0 and cosine[50] == pytest.approx(0.5) and cosine[99] < 1e-3
+    assert all(a > b for a, b in zip(cosine, cosine[1:]))
+    with pytest.raises(ValueError, match="unknown lr_schedule 'step'"):
+        lr_factor("step", 0, 10)
