@@ -182,6 +182,26 @@ class DemoPaths:
 
 
 @dataclass(frozen=True)
+class LocalCachePaths:
+    """``.pg2_cache/``: what this machine measured or computed once and reuses across runs —
+    precision timings, FID features of real images. Inside the project (never in HOME), ignored
+    by git and DVC, safe to delete (everything in it is recomputed on demand). Entries carry
+    their key and are re-measured when it does not match."""
+
+    folder: Path
+
+    @property
+    def precision(self) -> Path:
+        """One JSON file of precision / memory-format timings (``precision: auto``)."""
+        return self.folder / "precision.json"
+
+    @property
+    def features(self) -> Path:
+        """Feature caches (e.g. FID features of a real set), one file per key."""
+        return self.folder / "features"
+
+
+@dataclass(frozen=True)
 class ProjectPaths:
     root: Path
 
@@ -284,3 +304,8 @@ class ProjectPaths:
     @property
     def demo(self) -> DemoPaths:
         return DemoPaths(self.root / "demo")
+
+    @property
+    def local_cache(self) -> LocalCachePaths:
+        """Measurements and features this machine computed once and reuses (not an asset)."""
+        return LocalCachePaths(self.root / ".pg2_cache")
