@@ -114,8 +114,10 @@ class Stage1Params:
     lr: float  # Adam
     beta1: float
     beta2: float
-    precision: Literal["bf16", "fp32"]  # bf16 autocast where the device supports it
-    channels_last: bool
+    # auto: on the CPU the fastest mode timed on this machine (cached in .pg2_cache/), on CUDA bf16
+    # where supported; bf16: autocast where the device runs it natively; fp32
+    precision: Literal["auto", "bf16", "fp32"]
+    channels_last: bool | Literal["auto"]  # auto: timed with the precision (CPU), on under CUDA
     compile: bool  # torch.compile the models (slow first step)
     device: Literal["auto", "cpu", "cuda"]  # auto: CUDA when available
     checkpoint_every: int  # steps between checkpoints (and at the end)
@@ -152,8 +154,8 @@ class Stage2Params:
     lr: float
     beta1: float
     beta2: float
-    precision: Literal["bf16", "fp32"]
-    channels_last: bool
+    precision: Literal["auto", "bf16", "fp32"]  # as stage1
+    channels_last: bool | Literal["auto"]
     compile: bool
     device: Literal["auto", "cpu", "cuda"]
     checkpoint_every: int

@@ -83,6 +83,12 @@ class Dist:
     def barrier(self) -> None:
         dist.barrier()
 
+    def from_main(self, obj):
+        """Rank 0's ``obj`` on every rank (what rank 0 decided, e.g. the precision it measured)."""
+        box = [obj if self.is_main else None]
+        dist.broadcast_object_list(box, src=0)
+        return box[0]
+
     def mean(self, values: dict[str, float]) -> dict[str, float]:
         """Each value averaged over the ranks (every rank gets the result)."""
         t = torch.tensor(list(values.values()), dtype=torch.float64)

@@ -28,7 +28,8 @@ _STANDARD = (_P + "data/standard", _P + "data/annotations.py")  # the packaged s
 _NETWORKS = tuple(_P + f"models/{m}.py" for m in ("__init__", "g1", "g2", "discriminator", "io"))
 _VALIDATION_METRICS = tuple(_P + f"evaluate/{m}.py" for m in ("metrics", "lpips", "packaged", "safe_pickle"))
 _TRAINING = (*_GROUND, _P + "inputs", _P + "imaging.py", _P + "runtime.py", _P + "viz.py", _P + "pose/maps.py",
-             _P + "pose/draw.py", *_NETWORKS, _P + "models/losses.py", _P + "train/loop.py", _P + "train/stage.py",
+             _P + "pose/draw.py", *_NETWORKS, _P + "models/losses.py", _P + "train/loop.py", _P + "train/precision.py",
+             _P + "train/stage.py",
              _P + "train/samples.py", _P + "train/validation.py", _P + "distributed.py", _P + "models/sync_bn.py",
              *_VALIDATION_METRICS)  # fmt: skip
 CODE_DEPENDENCIES: dict[str, tuple[str, ...]] = {

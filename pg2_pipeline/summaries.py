@@ -199,6 +199,9 @@ class TrainingSummary:
     final_validation: dict[str, float]  # the last validation record (step and metrics)
     validation_reference: dict[str, float]  # stage 2 with best_lpips_keep_ssim: G1's validation; else {}
     processes: int  # world size: 1, or the torchrun processes that trained it
+    # how it computed: precision, channels_last, how chosen (params / measured / cached / cuda /
+    # fallback), why, and the measured images/s per mode (pg2_pipeline.train.precision)
+    precision: dict[str, Any] = field(default_factory=dict)
 
     def headline_losses(self, which: str = "final") -> dict[str, float]:
         """The total losses (``loss_G1``, ``loss_G2``, ``loss_D``), not their parts."""

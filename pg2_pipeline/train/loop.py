@@ -18,7 +18,6 @@ updates; this loop owns the rest:
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import math
@@ -37,8 +36,9 @@ from pg2_pipeline.models import io
 from pg2_pipeline.paths import ProjectPaths
 from pg2_pipeline.progress import bar as progress_bar
 from pg2_pipeline.provenance import code_version, file_hash
-from pg2_pipeline.runtime import Runtime, keep_large_allocations
+from pg2_pipeline.runtime import keep_large_allocations, resolve_device
 from pg2_pipeline.summaries import Selected, TrainingSummary
+from pg2_pipeline.train.precision import PrecisionChoice, choose_precision
 from pg2_pipeline.train.samples import sample_grid
 from pg2_pipeline.train.stage import StageContext, TrainingStage, lr_factor
 from pg2_pipeline.train.validation import KEEP_SSIM, Selection, Validator
@@ -85,19 +85,28 @@ def train(
     name = stage_cls.name
     cfg = params.section(name)
     main = dist is None or dist.is_main
-    rt = Runtime.resolve(cfg.device, cfg.precision, cfg.channels_last)
+    device = resolve_device(cfg.device)
     if dist is not None:
-        rt = dataclasses.replace(rt, device=dist.device(rt.device))
+        device = dist.device(device)
     seed = params.base.seed if cfg.seed is None else cfg.seed
-    rt.seed(seed)
     keep_large_allocations()  # large batches would page-fault in on every step otherwise
 
     loader = PairLoader.from_manifest(
-        paths, "train", cfg.batch_size, seed=seed, flip=params.pairs.flip_augmentation, device=rt.device
+        paths, "train", cfg.batch_size, seed=seed, flip=params.pairs.flip_augmentation, device=device
     )
     if dist is not None:
         dist.local_batch(cfg.batch_size, f"{name}.batch_size")
         loader = loader.shard(dist.rank, dist.world)
+    # precision / channels_last: params, or (``auto``) the fastest mode measured on this machine;
+    # torchrun's rank 0 decides for every rank
+    processes = 1 if dist is None else dist.world
+    choice = choose_precision(stage_cls, params, paths, loader, device, processes=processes, measure=main)
+    if dist is not None:
+        choice = dist.from_main(choice)
+    if main:
+        print(choice.line(name), flush=True)
+    rt = choice.runtime(device)
+    rt.seed(seed)
     stage = stage_cls.build(StageContext(cfg, params, paths, (loader.height, loader.width), rt))
     run_params = {"base": asdict(params.base), name: asdict(cfg), "flip_augmentation": params.pairs.flip_augmentation}
     for key in LAUNCH_KEYS:  # how many processes ran it is not what the run computes
@@ -112,7 +121,9 @@ def train(
     ).hexdigest()[:16]
 
     record = (
-        _Record(name, cfg, params, paths, rt, stage, fingerprint, version, manifest_hash, run_params, dagster_run_id)
+        _Record(
+            name, cfg, params, paths, rt, stage, fingerprint, version, manifest_hash, run_params, dagster_run_id, choice
+        )
         if main
         else None
     )
@@ -190,8 +201,9 @@ class _Record:
     the selection, checkpoints, and at the end weights, history and summary."""
 
     def __init__(
-        self, name, cfg, params, paths, rt, stage, fingerprint, version, manifest_hash, run_params, dagster_run_id
-    ):
+        self, name, cfg, params, paths, rt, stage, fingerprint, version, manifest_hash, run_params, dagster_run_id,
+        precision: PrecisionChoice,
+    ):  # fmt: skip
         self.name, self.cfg, self.params, self.paths, self.rt, self.stage = name, cfg, params, paths, rt, stage
         self.files = paths.stage(name)
         self.fingerprint, self.version, self.manifest_hash, self.run_params = (
@@ -201,6 +213,7 @@ class _Record:
             run_params,
         )
         self.dagster_run_id = dagster_run_id
+        self.precision = precision
         self.sample_batch = _sample_batch(paths, rt.device)
         self.validator = _validator(name, cfg, paths, rt.device)
         self.selection = Selection(
@@ -240,6 +253,9 @@ class _Record:
                 {
                     "device": self.rt.device.type,
                     "autocast": str(self.rt.amp),
+                    "precision.chosen": self.precision.mode,
+                    "precision.how": self.precision.how,
+                    "precision.reason": self.precision.reason[:500],
                     "height": loader.height,
                     "width": loader.width,
                     "train_pairs": len(loader.pairs),
@@ -321,9 +337,12 @@ class _Record:
             final_validation=selection.history[-1] if selection.history else {},
             validation_reference=selection.reference,
             processes=world_size(cfg),
+            precision=self.precision.record(),
         )
         summaries.write(files.summary, summary)
         mlflow.log_metric("images_per_second_mean", summary.images_per_second)
+        for mode, value in self.precision.images_per_second.items():
+            mlflow.log_metric(f"precision_images_per_second_{mode}", value)
         mlflow.set_tags({"selected.rule": selected["rule"], "selected.step": str(selected["step"])})
         if selected["value"] is not None:
             mlflow.log_metric(f"selected_val_{selected['metric']}", selected["value"], step=selected["step"])

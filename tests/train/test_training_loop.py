@@ -145,8 +145,8 @@ def test_weight_average_is_what_validation_scores_selection_keeps_and_g1_exports
     exported = load_file(files.weights("g1"))
     assert all(torch.equal(exported[k], best["g1_ema"][k]) for k in exported)  # the average, not the raw weights
     # the validation curve scored the average: rescoring the step-8 average gives the same numbers
-    cfg = load_params(paths.params_file).stage1
-    rt = Runtime.resolve(cfg.device, cfg.precision, cfg.channels_last)  # as the run scored it (bf16 where native)
+    chosen = summary.precision  # as the run scored it (params, or the mode precision auto chose)
+    rt = Runtime.resolve("cpu", chosen["precision"], chosen["channels_last"])
     g1 = ckpt.load_model(files, "g1").to(memory_format=rt.memory_format)
     g1.load_state_dict(last["g1_ema"])
 
