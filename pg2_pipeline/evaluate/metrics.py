@@ -141,8 +141,11 @@ SSIM_PROTOCOLS: dict[str, SSIMProtocol] = {
 DEFAULT_SSIM_PROTOCOL = "pg2"
 
 
-def ssim_protocol(name: str) -> SSIMProtocol:
-    """The protocol called ``name``; a ValueError lists the known names."""
+def ssim_protocol(name: str | SSIMProtocol) -> SSIMProtocol:
+    """The protocol called ``name`` (a protocol object is returned as it is); a ValueError
+    lists the known names."""
+    if isinstance(name, SSIMProtocol):
+        return name
     try:
         return SSIM_PROTOCOLS[name]
     except (KeyError, TypeError):
@@ -259,7 +262,7 @@ def _ssim_planes(x: Tensor, y: Tensor, p: SSIMProtocol, data_range: Tensor) -> T
 def ssim(
     generated: Tensor,
     target: Tensor,
-    protocol: str = DEFAULT_SSIM_PROTOCOL,
+    protocol: str | SSIMProtocol = DEFAULT_SSIM_PROTOCOL,
     *,
     mask: Tensor | None = None,
 ) -> Tensor:
