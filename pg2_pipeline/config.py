@@ -203,6 +203,26 @@ class EvaluationParams:
     # are those of one process: batches are scored whole and merged in order.
     nproc_per_node: int
     backend: Literal["auto", "gloo", "nccl"]
+    # Methods whose test outputs are saved as PNG files in the ``files`` layout of ``pg2 score``
+    # (assets/evaluation/outputs/<method>/<from>___<to>.png + pairs.csv): the score asset's "ours"
+    save_outputs: tuple[Literal["stage2", "stage1", "copy"], ...]
+
+
+@dataclass(frozen=True)
+class ScoreRunParams:
+    name: str  # the run's row name in the side-by-side table
+    path: str  # folder (or CSV) of its outputs, relative to the project
+    layout: Literal["auto", "files", "strip", "csv"]
+
+
+@dataclass(frozen=True)
+class ScoreParams:
+    # Other methods' outputs to score beside ours (pg2 score's layouts); ours are the evaluation's
+    # saved outputs (evaluation.save_outputs)
+    runs: tuple[ScoreRunParams, ...]
+    protocols: tuple[Literal["pg2", "patn", "gfla", "cfld"], ...]  # () = every protocol
+    skip: tuple[Literal["fid", "lpips", "pckh", "mask_ssim"], ...]
+    pairs: str | None  # from,to CSV of the pairs to expect; None = the pairs the evaluation scored
 
 
 @dataclass(frozen=True)
@@ -224,6 +244,7 @@ class Params:
     stage1: Stage1Params
     stage2: Stage2Params
     evaluation: EvaluationParams
+    score: ScoreParams
     mlflow: MlflowParams
 
     def section(self, name: str) -> Any:

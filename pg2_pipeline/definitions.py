@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dagster import AssetSelection, Definitions, define_asset_job, in_process_executor
 
-from pg2_pipeline.orchestration import data, evaluation, pose, training
+from pg2_pipeline.orchestration import data, evaluation, pose, scoring, training
 from pg2_pipeline.orchestration.resources import ProjectResource
 
 ASSETS = [
@@ -18,6 +18,7 @@ ASSETS = [
     training.stage1,
     training.stage2,
     evaluation.evaluation,
+    scoring.score,
 ]
 
 pipeline_job = define_asset_job(

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from pg2_pipeline.env import find_project_root
 
-ASSET_NAMES = ("twin", "image_index", "keypoints", "pairs", "manifests", "stage1", "stage2", "evaluation")
+ASSET_NAMES = ("twin", "image_index", "keypoints", "pairs", "manifests", "stage1", "stage2", "evaluation", "score")
 TRAINING_STAGES = ("stage1", "stage2")
 SPLITS = ("train", "val", "test")  # val: held-out training identities (pairs.validation_identities)
 SUMMARY = "summary.json"
@@ -160,6 +160,41 @@ class EvaluationPaths:
     def registration(self) -> Path:
         return self.report / "registration.json"
 
+    @property
+    def outputs(self) -> Path:
+        """Saved test outputs, one folder per method (params ``evaluation.save_outputs``)."""
+        return self.folder / "outputs"
+
+    def method_outputs(self, method: str) -> Path:
+        return self.outputs / method
+
+    @property
+    def outputs_pairs(self) -> Path:
+        """from,to CSV of the pairs the evaluation generated (the pairs ``score`` expects)."""
+        return self.outputs / "pairs.csv"
+
+
+@dataclass(frozen=True)
+class ScorePaths:
+    """The score asset: one ``pg2 score`` output folder per run, and the side-by-side table."""
+
+    folder: Path
+
+    def run(self, name: str) -> Path:
+        return self.folder / "runs" / re.sub(r"[^A-Za-z0-9._-]+", "_", name)
+
+    @property
+    def table(self) -> Path:
+        return self.folder / "side_by_side.md"
+
+    @property
+    def metrics(self) -> Path:  # DVC metrics: {run: {protocol: {...}}}
+        return self.folder / "metrics.json"
+
+    @property
+    def summary(self) -> Path:
+        return self.folder / SUMMARY
+
 
 @dataclass(frozen=True)
 class DemoPaths:
@@ -299,6 +334,11 @@ class ProjectPaths:
     @property
     def evaluation(self) -> EvaluationPaths:
         return EvaluationPaths(self.asset_dir("evaluation"))
+
+    # score
+    @property
+    def score(self) -> ScorePaths:
+        return ScorePaths(self.asset_dir("score"))
 
     # not an asset
     @property

@@ -121,6 +121,14 @@ def _evaluation(paths: ProjectPaths) -> list[str]:
     return lines
 
 
+def _score(paths: ProjectPaths) -> list[str]:
+    files = paths.score
+    if not files.table.is_file():
+        return []
+    lines = [f"side by side: {_rel(files.table, paths.root)} (one pg2 score folder per run in runs/)"]
+    return lines + ["", *files.table.read_text().splitlines()[2:]]
+
+
 DESCRIBERS: dict[str, Callable[[ProjectPaths], list[str]]] = {
     "twin": _twin,
     "image_index": _image_index,
@@ -130,6 +138,7 @@ DESCRIBERS: dict[str, Callable[[ProjectPaths], list[str]]] = {
     "stage1": _training("stage1"),
     "stage2": _training("stage2"),
     "evaluation": _evaluation,
+    "score": _score,
 }
 
 

@@ -262,6 +262,15 @@ class EvaluationSummary:
 
 
 @dataclass(frozen=True)
+class ScoreSummary:
+    ASSET: ClassVar[str] = "score"
+    runs: dict[str, dict[str, int]]  # run name -> scored / expected / missing / unmatched / bad
+    protocols: dict[str, str]  # protocol -> fingerprint
+    seconds: float
+    mlflow_run_id: str
+
+
+@dataclass(frozen=True)
 class Registration:
     """What the registry made of the evaluated generator (``report/registration.json``)."""
 

@@ -29,6 +29,7 @@ ENTRY = {
         "pg2_pipeline.registry.publish",
         "pg2_pipeline.registry.pyfunc_model",
     ],
+    "score": ["pg2_pipeline.score.stage", "pg2_pipeline.score.project", "pg2_pipeline.score.layouts"],
 }
 PACKAGE_DATA = "pg2_pipeline/data/standard"  # Parquet tables, read with importlib.resources
 

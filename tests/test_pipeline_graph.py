@@ -58,6 +58,7 @@ def test_assets_are_grouped_by_domain_and_described():
         "stage1": "training",
         "stage2": "training",
         "evaluation": "evaluation",
+        "score": "evaluation",
     }
     for key in graph.get_all_asset_keys():
         assert len(graph.get(key).description or "") > 80, f"{key} needs a description written for users"

@@ -26,6 +26,7 @@ from pg2_pipeline.evaluate.inception_score import (
     inception_score,
     load_inception_logits,
 )
+from pg2_pipeline.evaluate.outputs import save_outputs
 from pg2_pipeline.evaluate.pckh import PCKhCounts, pckh, pckh_score
 from pg2_pipeline.evaluate.report import curves_csv, curves_picture, examples_picture, markdown_table, validation_curves
 from pg2_pipeline.imaging import to_numpy_hwc, to_uint8
@@ -165,6 +166,8 @@ def build_evaluation(params, paths, *, dist: Dist | None = None, progress: bool 
 
     per_pair = _per_pair_table(manifest, acc)
     images = {k: np.concatenate(v) for k, v in keep_images.items()}
+    ids = manifest.column("from_id").to_pylist(), manifest.column("to_id").to_pylist()
+    save_outputs(files, *ids, images, cfg.save_outputs)  # pg2 score's files layout (score asset)
     curves = validation_curves(paths)
     metrics = EvaluationMetrics(
         pairs=int(len(rows)),
