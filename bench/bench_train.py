@@ -85,9 +85,10 @@ MODES = {
 }
 
 
-def synthetic_batch(cfg: Config, batch_size: int, device: torch.device) -> Batch:
+def synthetic_batch(height: int, width: int, batch_size: int, device: torch.device) -> Batch:
+    """A seeded random batch: the steps' speed does not depend on what the pixels show."""
     g = torch.Generator().manual_seed(0)
-    B, H, W = batch_size, cfg.height, cfg.width
+    B, H, W = batch_size, height, width
     return Batch(
         condition=torch.rand(B, 3, H, W, generator=g) * 2 - 1,
         target=torch.rand(B, 3, H, W, generator=g) * 2 - 1,
@@ -120,11 +121,36 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+# The timing helpers below are shared with bench/gpu_check.py.
+
+
+def count_flops(call: Callable[[], object]) -> int:
+    """FLOPs of one ``call()`` by ``FlopCounterMode`` (forward + backward of every network; the
+    optimiser's element-wise work is not counted). The call runs: use it as a warm-up step."""
+    counter = FlopCounterMode(display=False)
+    with counter:
+        call()
+    return counter.get_total_flops()
+
+
+def timed_calls(call: Callable[[], object], iters: int, device: torch.device) -> list[float]:
+    """Seconds of each of ``iters`` calls, the device synchronised before and after each (a
+    training step ends in a sync anyway: its losses come back as floats)."""
+    times = []
+    for _ in range(iters):
+        sync(device)
+        start = time.perf_counter()
+        call()
+        sync(device)
+        times.append(time.perf_counter() - start)
+    return times
+
+
 def bench_one(
     cfg: Config, stage: str, device: torch.device, batch_size: int, iters: int, warmup: int, modes: list[str]
 ) -> list[dict]:
     step, nets = make_step(cfg, stage, device)
-    base = synthetic_batch(cfg, batch_size, device)
+    base = synthetic_batch(cfg.height, cfg.width, batch_size, device)
     flops = None
     rows = []
     for mode in modes:
@@ -134,18 +160,12 @@ def bench_one(
         batch = base.to(device, memory_format=memory_format)
         for i in range(warmup):
             if flops is None and i == 0:
-                counter = FlopCounterMode(display=False)
-                with counter:
-                    step(batch, autocast)
-                flops = counter.get_total_flops()
+                flops = count_flops(lambda: step(batch, autocast))
             else:
                 step(batch, autocast)
-        times = []
-        for _ in range(iters):
-            sync(device)
-            start = time.perf_counter()
-            losses = step(batch, autocast)  # ends in a sync: the losses come back as floats
-            times.append(time.perf_counter() - start)
+        last = {}
+        times = timed_calls(lambda: last.update(losses=step(batch, autocast)), iters, device)
+        losses = last["losses"]
         seconds = min(times)  # best of n: the least disturbed by other processes
         rows.append(
             {
