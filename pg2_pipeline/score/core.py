@@ -22,9 +22,7 @@ from torch import Tensor
 
 from pg2_pipeline.evaluate import metrics as M
 from pg2_pipeline.score.protocols import (
-    SUPPORTED_FID,
     SUPPORTED_LPIPS,
-    TF_INCEPTION,
     UNAVAILABLE_FID,
     Geometry,
     Protocol,
@@ -114,10 +112,11 @@ class Scorer:
     """Accumulates per-pair metrics and FID statistics of every protocol over batches."""
 
     def __init__(self, protocols: list[Protocol], dataset: str, device: torch.device, *, skip: Iterable[str] = (),
-                 lpips_net=None, fid_features: Callable[[Tensor], Tensor] | None = None):  # fmt: skip
+                 lpips_net=None, fid_features: dict[str, Callable[[Tensor], Tensor]] | None = None):  # fmt: skip
         self.protocols, self.dataset, self.device = protocols, dataset, device
         self.skip = set(skip)
-        self.lpips_net, self.fid_features = lpips_net, fid_features
+        # feature network name (FIDSpec.features) -> images to features
+        self.lpips_net, self.fid_features = lpips_net, dict(fid_features or {})
         self.results = {p.name: ProtocolResult() for p in protocols}
         for p in protocols:
             why = self.results[p.name].unavailable
@@ -132,10 +131,8 @@ class Scorer:
                 why.setdefault("lpips", "unavailable: no LPIPS network loaded")
             if p.fid is None:
                 why.setdefault("fid", f"not part of the {p.name} protocol")
-            elif p.fid.features not in SUPPORTED_FID:
-                why.setdefault("fid", f"unavailable: {p.fid.features} {UNAVAILABLE_FID}")
-            elif fid_features is None:
-                why.setdefault("fid", "unavailable: no Inception network loaded")
+            elif p.fid.features not in self.fid_features:
+                why.setdefault("fid", f"unavailable: {p.fid.features} {UNAVAILABLE_FID[p.fid.features]}")
             if p.mask_ssim is None or self.dataset not in p.mask_datasets:
                 why.setdefault("mask_ssim", f"not part of the {p.name} protocol on {dataset}")
 
@@ -174,11 +171,12 @@ class Scorer:
                 if "lpips" not in cache:
                     cache["lpips"] = self.lpips_net.score(gen, tgt)
                 out["lpips"] = cache["lpips"]
-            if "fid" not in why and p.fid.features == TF_INCEPTION:
-                if "features" not in cache:
-                    cache["features"] = self.fid_features(gen)
+            if "fid" not in why:
+                key = f"features:{p.fid.features}"
+                if key not in cache:
+                    cache[key] = self.fid_features[p.fid.features](gen)
                 result = self.results[p.name]
-                result.fid_stats = _fid_update(result.fid_stats, cache["features"])
+                result.fid_stats = _fid_update(result.fid_stats, cache[key])
             result = self.results[p.name]
             result.keys.extend(batch.keys)
             for name, values in out.items():

