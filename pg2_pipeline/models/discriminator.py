@@ -31,7 +31,7 @@ import math
 import torch
 from torch import nn
 
-from pg2_pipeline.models.g1 import BOTTLENECK_HEIGHT, IMAGE_CHANNELS, Conv2dSame
+from pg2_pipeline.models.g1 import BOTTLENECK_HEIGHT, IMAGE_CHANNELS, Conv2dSame, downsampled
 
 WEIGHT_STD = 0.02
 MAX_WIDTH_FACTOR = 8  # widths stop growing at 8·base (512)
@@ -41,7 +41,9 @@ class Discriminator(nn.Module):
     """D(image) -> logit (B,). Images in [-1, 1].
 
     Args:
-        height, width: image size; D downsamples log2(H/8) times (4 at 128×64, 5 at 256×256).
+        height, width: image size; D downsamples log2(H/8) times (4 at 128×64, 5 at 256×256
+            and 256×176). As in G1, only the last halving may meet an odd width, padded like TF
+            "SAME" (256×176: 11 → 6 columns, an 8×6 map before the linear layer).
         base_channels: width of the first conv (DIM = 64 in the reference).
         in_channels: 3 (an image, the paper) or more (image + condition and/or pose map).
         spectral_norm: spectral normalisation of every conv and linear weight (not in the paper).
@@ -53,8 +55,8 @@ class Discriminator(nn.Module):
         if height < 2 * BOTTLENECK_HEIGHT or height & (height - 1):
             raise ValueError(f"image height must be a power of two >= 16, got {height}")
         num_convs = int(math.log2(height // BOTTLENECK_HEIGHT))
-        if width % 2**num_convs:
-            raise ValueError(f"image width {width} must be divisible by {2**num_convs}")
+        if width < 1 or width % 2 ** (num_convs - 1):
+            raise ValueError(f"image width {width} must be divisible by {2 ** (num_convs - 1)}")
         self.height, self.width = height, width
 
         layers: list[nn.Module] = []
@@ -66,14 +68,14 @@ class Discriminator(nn.Module):
             layers.append(nn.LeakyReLU(0.2, inplace=True))
             in_channels = out_channels
         self.features = nn.Sequential(*layers)
-        final_hw = (height // 2**num_convs) * (width // 2**num_convs)  # 8·4 or 8·8
+        final_hw = (height // 2**num_convs) * downsampled(width, num_convs)  # 8·4, 8·8 or 8·6
         self.to_logit = nn.Linear(in_channels * final_hw, 1)
         _init_weights(self)
         if spectral_norm:
             _spectral_norm(self)
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
-        x = self.features(image)  # (B, 512, 8, W/2^n)
+        x = self.features(image)  # (B, 512, 8, ceil(W/2^n))
         return self.to_logit(x.flatten(1)).squeeze(1)  # (B,)
 
 

@@ -76,17 +76,43 @@ def conv_relu(in_channels: int, out_channels: int, kernel_size: int = 3, stride:
 
 
 def encoder_depth(height: int, width: int) -> int:
-    """N = log2(H) − 2 levels (5 at 128×64, 6 at 256×256); the encoder halves the size N−1
-    times and ends at 8 rows. Fails loudly on sizes the bottleneck cannot be built for."""
+    """N = log2(H) − 2 levels (5 at 128×64, 6 at 256×256 and 256×176); the encoder halves the
+    size N−1 times and ends at 8 rows. Fails loudly on sizes the bottleneck cannot be built for.
+
+    The paper's rule ties N to the height alone, so the width need not halve exactly every time:
+    all halvings but the last must be exact (W divisible by 2^(N−2)); the last may meet an odd
+    width, which the stride-2 conv pads like TF "SAME" (DeepFashion 256×176: 176 → … → 11 → 6,
+    bottleneck 8×6) and the decoder crops back (:func:`match_skip`). Choosing fewer levels to
+    keep 176 integral would change the network (a 16×11 bottleneck) for one width.
+    """
     if height < 16 or height & (height - 1):
         raise ValueError(f"image height must be a power of two >= 16, got {height}")
     depth = int(math.log2(height)) - 2
-    factor = 2 ** (depth - 1)
-    if width % factor:
+    factor = 2 ** max(depth - 2, 0)
+    if width < 1 or width % factor:
         raise ValueError(
-            f"image width {width} must be divisible by {factor} (2^(N-1), N={depth} levels for height {height})"
+            f"image width {width} must be divisible by {factor} (2^(N-2), N={depth} levels for height {height}; "
+            "only the last halving may meet an odd width)"
         )
     return depth
+
+
+def downsampled(size: int, times: int) -> int:
+    """``size`` after ``times`` stride-2 TF "SAME" convs: ceil(size / 2) each time."""
+    for _ in range(times):
+        size = -(-size // 2)
+    return size
+
+
+def match_skip(x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
+    """The ×2-upsampled ``x`` cut to the size of the encoder level it meets. Only differs where
+    a stride-2 conv met an odd size n: TF "SAME" padded it to ceil(n/2) outputs, the i-th centred
+    on input 2i, so upsampled rows/columns 0..n−1 line up with the skip's and the one past the
+    end is dropped. Where the sizes agree (every level at 128×64 and 256×256) ``x`` is returned
+    unchanged."""
+    if x.shape[-2:] == skip.shape[-2:]:
+        return x
+    return x[..., : skip.shape[-2], : skip.shape[-1]]
 
 
 class ResidualBlock(nn.Module):
@@ -107,7 +133,8 @@ class G1(nn.Module):
     """G1(I_A, P_B) -> coarse I_B. Images in [-1, 1]; the output is linear (no tanh).
 
     Args:
-        height, width: image size (128×64 Market-1501, 256×256 DeepFashion).
+        height, width: image size (128×64 Market-1501, 256×256 DeepFashion as in PG², 256×176
+            DeepFashion as in PATN and later papers).
         base_channels: C, 128 in the paper; smaller for CPU runs.
         z_dim: bottleneck size, 64 in the paper.
         pose_channels: channels of the pose map (18 OpenPose keypoints).
@@ -128,7 +155,7 @@ class G1(nn.Module):
         C, a = base_channels, relu_slope
         N = self.depth = encoder_depth(height, width)
         self.height, self.width = height, width
-        self.bottleneck_hw = (BOTTLENECK_HEIGHT, width // 2 ** (N - 1))  # (8, 4) or (8, 8)
+        self.bottleneck_hw = (BOTTLENECK_HEIGHT, downsampled(width, N - 1))  # (8, 4), (8, 8) or (8, 6)
         h, w = self.bottleneck_hw
         self.base_channels = C
 
@@ -186,5 +213,5 @@ class G1(nn.Module):
             x = torch.cat([x, skips[N - 1 - idx]], dim=1)  # (B, width, H/s, W/s)
             x = block(x)  # (B, width, H/s, W/s)
             if idx < N - 1:
-                x = self.upsample[idx](x)  # (B, C·(N−1−idx), 2H/s, 2W/s)
+                x = match_skip(self.upsample[idx](x), skips[N - 2 - idx])  # (B, C·(N−1−idx), 2H/s, 2W/s)
         return self.to_image(x)  # (B, 3, H, W)

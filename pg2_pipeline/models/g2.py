@@ -9,7 +9,8 @@ which uses two variants of the same U-Net:
   kept as a skip; the last decoder level sees only the upsampled features.
 * 256×256 (DeepFashion): ``UAE_noFC_AfterNoise`` — every encoder level is a skip.
 
-``first_level_skip`` selects between them (default: the reference's choice for the size). In
+``first_level_skip`` selects between them (default: the reference's choice for the size, the
+DeepFashion variant for every 256-row size, so also for the 256×176 crop of later papers). In
 both, the stride-2 conv keeps the level's width (C·(i+1) → C·(i+1)); the next level's first conv
 widens it. The reference's optional noise input is off (noise_dim=0) in PG² and is not built.
 """
@@ -32,10 +33,11 @@ class G2(nn.Module):
     """G2(G1 output, I_A) -> difference map (B, 3, H, W), linear output.
 
     Args:
-        height, width: image size; N' = log2(H) − 4 levels (3 at 128×64, 4 at 256×256).
+        height, width: image size; N' = log2(H) − 4 levels (3 at 128×64, 4 at 256×256 and
+            256×176, whose three halvings 176 → 88 → 44 → 22 stay exact).
         base_channels: C, 128 in the paper.
         first_level_skip: keep the full-resolution encoder level as a skip. None = as the
-            reference code does for this size (True at 256×256 only).
+            reference code does for this size (True at 256 rows: 256×256, 256×176).
         zero_init_output: start the output conv at zero, so that stage 2 begins exactly at G1's
             result (I_B' = G1 + 0). Not in the reference (which starts from a random difference
             map); short CPU runs use it so that stage 2 never begins worse than stage 1.
@@ -55,7 +57,7 @@ class G2(nn.Module):
         if N < 1:
             raise ValueError(f"G2 needs an image height of at least 32, got {height}")
         if first_level_skip is None:
-            first_level_skip = (height, width) == (256, 256)
+            first_level_skip = height >= 256
         self.height, self.width = height, width
         self.base_channels = C
         self.first_level_skip = first_level_skip

@@ -1,4 +1,4 @@
-"""G1, G2 and D: shapes at both resolutions, parameter counts at the paper's width, TF padding,
+"""G1, G2 and D: shapes at 128×64, 256×256 and 256×176, parameter counts at the paper's width, TF padding,
 factories, channels_last and bf16 autocast."""
 
 from __future__ import annotations
@@ -209,3 +209,61 @@ def test_leaky_g1_keeps_every_unit_alive_and_saves_its_slope(tmp_path):
     x, pose = torch.rand(2, 3, 128, 64) * 2 - 1, torch.rand(2, 18, 128, 64) * 2 - 1
     with torch.no_grad():
         assert torch.allclose(loaded(x, pose), leaky.eval()(x, pose))
+
+
+# --- DeepFashion at 256×176 (PATN's crop, what later papers report) -------------------------
+# fmt: off
+G1_DEEPFASHION_176 = (  # the 256×256 network with an 8×6 bottleneck: only the two FCs change
+    G1_DEEPFASHION - fc(768 * 8 * 8, 64) - fc(64, 128 * 8 * 8) + fc(768 * 8 * 6, 64) + fc(64, 128 * 8 * 6)
+)
+D_DEEPFASHION_176 = D_DEEPFASHION - fc(512 * 8 * 8, 1) + fc(512 * 8 * 6, 1)  # 8×6 before the linear layer
+# fmt: on
+
+
+def test_parameter_counts_at_256x176():
+    """N = log2(H) − 2 = 6 levels as at 256×256 (the paper's rule depends on the height); G2 has
+    no FC, so it is the 256×256 network, skips included."""
+    assert count_parameters(G1(256, 176, base_channels=128)) == G1_DEEPFASHION_176 == 121_183_683
+    assert count_parameters(G2(256, 176, base_channels=128)) == G2_DEEPFASHION
+    assert count_parameters(Discriminator(256, 176)) == D_DEEPFASHION_176 == 10_888_065
+
+
+def test_forward_and_backward_at_256x176():
+    torch.manual_seed(0)
+    g1, g2, d = G1(256, 176, 4), G2(256, 176, 4), Discriminator(256, 176, base_channels=8)
+    assert g1.depth == 6 and g1.bottleneck_hw == (8, 6) and g2.skip_levels == [0, 1, 2, 3]
+    condition, target_map = torch.randn(2, 3, 256, 176), torch.randn(2, 18, 256, 176)
+    coarse = g1(condition, target_map)
+    refined = coarse + g2(coarse, condition)
+    logits = d(refined)
+    assert coarse.shape == refined.shape == (2, 3, 256, 176) and logits.shape == (2,)
+    (refined.square().mean() + logits.mean()).backward()
+    for net in (g1, g2, d):
+        assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in net.parameters())
+
+
+def test_odd_width_is_padded_like_tensorflow_and_cropped_back():
+    """11 columns (176 / 16): TF "SAME" stride 2 pads one column on each side, so the 6 outputs
+    are centred on columns 0, 2, …, 10; ×2 nearest upsampling cropped to 11 puts each back over
+    its own column (the decoder's match_skip)."""
+    from pg2_pipeline.models.g1 import match_skip
+
+    conv2 = Conv2dSame(1, 1, 3, stride=2)
+    with torch.no_grad():
+        conv2.weight.zero_()
+        conv2.weight[0, 0, 1, 1] = 1.0
+        conv2.bias.zero_()
+        x = torch.arange(8 * 11, dtype=torch.float32).view(1, 1, 8, 11)
+        down = conv2(x)
+    assert down.shape == (1, 1, 4, 6) and torch.equal(down, x[:, :, 1::2, 0::2])
+    back = match_skip(torch.nn.functional.interpolate(down, scale_factor=2, mode="nearest"), x)
+    assert back.shape == x.shape
+    assert torch.equal(back[0, 0, 0], x[0, 0, 1, [0, 0, 2, 2, 4, 4, 6, 6, 8, 8, 10]])
+
+
+@pytest.mark.parametrize("width", [168, 60])
+def test_widths_that_halve_oddly_before_the_last_level_fail_loudly(width):
+    height = 256 if width == 168 else 128  # 168 = 8 · 21: 21 → 11 → 6 would crop twice
+    for build in (G1, G2, Discriminator):
+        with pytest.raises(ValueError, match=f"image width {width} must be divisible by"):
+            build(height, width, 8)
