@@ -4,6 +4,10 @@ its keypoints, so training never decodes JPEGs or parses Parquet in its hot loop
 Per split (file names: :class:`pg2_pipeline.paths.CachePaths`): the images as raw uint8
 (N, H, W, 3) RGB in C order (an ``np.memmap``), the keypoints as float32 (N, 18, 2) (y, x) at
 the cache's size (-1 = missing), and a JSON header (shape, image ids in row order, params hash).
+
+How an image reaches the cache's size: resized (``cv2.INTER_AREA``) from the dataset's standard
+frame, keypoints scaled; or, for the sizes a dataset lists in ``DatasetSpec.crops`` (DeepFashion
+256×176), cut out of that frame as a :class:`Crop` with no resampling, keypoints shifted.
 """
 
 from __future__ import annotations
@@ -37,23 +41,56 @@ def scale_keypoints(yx: np.ndarray, src_hw: tuple[int, int], dst_hw: tuple[int, 
     return out
 
 
-def _decode(path: Path, size_hw: tuple[int, int]) -> np.ndarray:
+@dataclass(frozen=True)
+class Crop:
+    """A window of the standard frame, kept without resampling: the image is brought to
+    ``frame_hw`` (resized only if it is not that size already, as without a crop), then rows
+    ``top..top+H`` and columns ``left..left+W`` of it are kept for a cache of size (H, W)."""
+
+    frame_hw: tuple[int, int]  # the frame the annotation coordinates use
+    top: int
+    left: int
+
+    def check(self, size_hw: tuple[int, int]) -> None:
+        h, w = size_hw
+        if self.top < 0 or self.left < 0 or self.top + h > self.frame_hw[0] or self.left + w > self.frame_hw[1]:
+            raise ValueError(f"a {h}x{w} window at (top {self.top}, left {self.left}) does not fit {self.frame_hw}")
+
+    def image(self, image: np.ndarray, size_hw: tuple[int, int]) -> np.ndarray:
+        h, w = size_hw
+        return np.ascontiguousarray(image[self.top : self.top + h, self.left : self.left + w])
+
+    def keypoints(self, yx: np.ndarray, size_hw: tuple[int, int]) -> np.ndarray:
+        """Keypoints (frame coordinates) in the window: shifted by (top, left); a joint that
+        falls outside the window becomes missing, like a joint the annotator did not see."""
+        out = yx.astype(np.float32) - np.array([self.top, self.left], np.float32)
+        inside = (out >= 0).all(axis=-1) & (out[..., 0] < size_hw[0]) & (out[..., 1] < size_hw[1])
+        out[~(visible(yx) & inside)] = MISSING
+        return out
+
+    def describe(self) -> dict:
+        """For the cache header and the manifests' metadata."""
+        return {"frame": list(self.frame_hw), "top": self.top, "left": self.left}
+
+
+def _decode(path: Path, size_hw: tuple[int, int], crop: Crop | None = None) -> np.ndarray:
     image = cv2.imread(str(path), cv2.IMREAD_COLOR)
     if image is None:
         raise CacheError(f"{path}: cannot decode image while building the tensor cache")
     image = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
-    if image.shape[:2] != tuple(size_hw):
-        image = cv2.resize(image, (size_hw[1], size_hw[0]), interpolation=cv2.INTER_AREA)
-    return image
+    frame_hw = crop.frame_hw if crop is not None else tuple(size_hw)
+    if image.shape[:2] != tuple(frame_hw):
+        image = cv2.resize(image, (frame_hw[1], frame_hw[0]), interpolation=cv2.INTER_AREA)
+    return crop.image(image, size_hw) if crop is not None else image
 
 
-def _fill(args: tuple[str, tuple[int, int, int, int], int, list[str]]) -> int:
+def _fill(args: tuple[str, tuple[int, int, int, int], int, list[str], Crop | None]) -> int:
     """Worker: decodes ``paths`` into rows ``start..`` of the memmap file."""
-    file, shape, start, paths = args
+    file, shape, start, paths, crop = args
     cv2.setNumThreads(1)
     images = np.memmap(file, dtype=np.uint8, mode="r+", shape=shape)
     for i, p in enumerate(paths):
-        images[start + i] = _decode(Path(p), shape[1:3])
+        images[start + i] = _decode(Path(p), shape[1:3], crop)
     images.flush()
     return len(paths)
 
@@ -68,9 +105,13 @@ def build_cache(
     meta: dict,
     workers: int = 1,
     progress: bool = True,
+    crop: Crop | None = None,
 ) -> dict:
-    """Writes the cache files of one split atomically; ``keypoints`` already at ``size_hw``."""
+    """Writes the cache files of one split atomically; ``keypoints`` already at ``size_hw``
+    (for a ``crop``: already in the window, :meth:`Crop.keypoints`)."""
     n, (h, w) = len(image_ids), size_hw
+    if crop is not None:
+        crop.check(size_hw)
     shape = (n, h, w, 3)
     with atomic_path(folder.images(split)) as tmp:
         if n == 0:  # an empty split (no validation identities): an empty file, no memmap
@@ -78,7 +119,7 @@ def build_cache(
         else:
             np.memmap(tmp, dtype=np.uint8, mode="w+", shape=shape).flush()
         chunk = 256
-        jobs = [(str(tmp), shape, s, [str(p) for p in paths[s : s + chunk]]) for s in range(0, n, chunk)]
+        jobs = [(str(tmp), shape, s, [str(p) for p in paths[s : s + chunk]], crop) for s in range(0, n, chunk)]
         bar = progress_bar(n, f"cache {split}", "img", enabled=progress)
         if workers > 1 and len(jobs) > 1:
             with get_context("spawn").Pool(workers) as pool:

@@ -12,7 +12,7 @@ import pyarrow.compute as pc
 
 from pg2_pipeline import summaries
 from pg2_pipeline.datasets import dataset_spec
-from pg2_pipeline.inputs.cache import build_cache, scale_keypoints
+from pg2_pipeline.inputs.cache import Crop, build_cache, scale_keypoints
 from pg2_pipeline.paths import SPLITS
 from pg2_pipeline.schemas import (
     IMAGE_INDEX,
@@ -40,11 +40,20 @@ def image_size(params) -> tuple[int, int]:
     """(H, W) the models train on: params manifests.image_size or the dataset's size."""
     if params.manifests.image_size is not None:
         size = tuple(params.manifests.image_size)
-        if len(size) != 2 or min(size) < 32 or any(s % 32 for s in size):
-            raise ValueError(f"params manifests.image_size must be [height, width], multiples of 32, got {list(size)}")
+        # multiples of 16, not 32: DeepFashion's 256×176 (the models check their own rules)
+        if len(size) != 2 or min(size) < 32 or any(s % 16 for s in size):
+            raise ValueError(f"params manifests.image_size must be [height, width], multiples of 16, got {list(size)}")
         return size  # type: ignore[return-value]
     spec = dataset_spec(params.base.dataset)
     return spec.height, spec.width
+
+
+def image_crop(dataset: str, size_hw: tuple[int, int]) -> Crop | None:
+    """The window of the standard frame that a size of ``dataset`` is cut from (DeepFashion
+    256×176: columns 40..215, PATN's crop), or None: the images are resized to ``size_hw``."""
+    spec = dataset_spec(dataset)
+    window = spec.crops.get(tuple(size_hw))
+    return None if window is None else Crop((spec.height, spec.width), *window)
 
 
 def build_manifests(params, paths, progress: bool = True) -> ManifestsSummary:
@@ -55,6 +64,7 @@ def build_manifests(params, paths, progress: bool = True) -> ManifestsSummary:
     root = paths.resolve(params.image_index.root)
     size_hw = image_size(params)
     src_hw = (dataset_spec(params.base.dataset).height, dataset_spec(params.base.dataset).width)
+    crop = image_crop(params.base.dataset, size_hw)
     rel_of = dict(zip(index.column("image_id").to_pylist(), index.column("rel_path").to_pylist()))
     kp_ids = kp_table.column("image_id").to_pylist()
     kp_all = joints_yx(kp_table)
@@ -70,8 +80,11 @@ def build_manifests(params, paths, progress: bool = True) -> ManifestsSummary:
             raise ValueError(f"{paths.pairs_table}: image '{missing[0]}' of a {split} pair has no keypoints/index row")
         image_ids = sorted(set(froms) | set(tos))
         row_of = {image_id: i for i, image_id in enumerate(image_ids)}
-        kps = scale_keypoints(kp_all[[kp_row[i] for i in image_ids]], src_hw, size_hw)
+        kps = kp_all[[kp_row[i] for i in image_ids]]
+        kps = crop.keypoints(kps, size_hw) if crop is not None else scale_keypoints(kps, src_hw, size_hw)
         meta = {"dataset": params.base.dataset, "dataset_root": str(root), "params_hash": params_hash}
+        if crop is not None:  # otherwise resized from the dataset's frame, as always
+            meta["crop"] = crop.describe()
         cache = build_cache(
             paths.cache,
             split,
@@ -82,6 +95,7 @@ def build_manifests(params, paths, progress: bool = True) -> ManifestsSummary:
             meta,
             workers=params.image_index.workers,
             progress=progress,
+            crop=crop,
         )
         f_idx = np.array([row_of[i] for i in froms], np.int32)
         t_idx = np.array([row_of[i] for i in tos], np.int32)

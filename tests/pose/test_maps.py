@@ -250,3 +250,16 @@ def test_device(device, market):
     assert maps.device.type == masks.device.type == device
     want_maps, want_masks = pose_maps_and_masks(yx, *MARKET)
     assert torch.equal(maps.cpu(), want_maps) and torch.equal(masks.cpu(), want_masks)
+
+
+def test_fashion_annotations_cropped_to_256x176_match_reference(fashion):
+    """DeepFashion at 256×176 (PATN's window, x − 40): a width that is no multiple of the packed
+    64-bit words; the 19 joints of the test set that leave the window are missing there."""
+    from pg2_pipeline.inputs.manifests import image_crop
+
+    everything = keypoints_array(standard_file("fashion_annotation_test"))
+    x = everything[..., 1]
+    leaving = everything[((x >= 0) & ((x < 40) | (x >= 216))).any(axis=1)]
+    cropped = image_crop("deepfashion", (256, 176)).keypoints(np.concatenate([fashion, leaving]), (256, 176))
+    assert len(leaving) == 19 and (cropped[..., 1] < 176).all()
+    assert_same(cropped, 256, 176)
