@@ -98,6 +98,13 @@ def publish_evaluation(
     stage1 = summaries.read(paths.stage("stage1").summary, TrainingSummary, "stage1")
     stage2 = summaries.read(paths.stage("stage2").summary, TrainingSummary, "stage2")
     selected = {f"{s.stage}.selected": f"{s.selected.rule} (step {s.selected.step})" for s in (stage1, stage2)}
+    # What the model was trained on, for whoever uses it (pg2 generate, pg2 serve): real photos or
+    # the synthetic twin (whose people a real photo will come out looking like), profile, steps.
+    trained_on = {
+        "data": "twin" if paths.resolve(params.image_index.root).resolve() == paths.twin_dataset.resolve() else "real",
+        "profile": params.base.profile,
+        **{f"{s.stage}.steps": str(s.steps) for s in (stage1, stage2)},
+    }
     tags = {
         "pg2.stage": "evaluation",
         "dagster.run_id": dagster_run_id or "none",
@@ -124,6 +131,7 @@ def publish_evaluation(
             tuple(stage2.image_size),
             {
                 "dataset": params.base.dataset,
+                **trained_on,
                 gate.metric: gate.value,
                 f"{gate.baseline}_{gate.metric}": gate.baseline_value,
                 "selected": selected,
@@ -134,6 +142,7 @@ def publish_evaluation(
             f"{gate.baseline}_{gate.metric}": f"{gate.baseline_value:.4f}",
             "dataset": params.base.dataset,
             "stage2.variant": params.stage2.variant,
+            **trained_on,
             **selected,
         }
         registration = register(model_uri, params.mlflow.registered_model, gate, tags=tags)
