@@ -23,7 +23,8 @@ test: setup
 	@scripts/ensure_chromium.sh
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-# The Dagster UI (http://127.0.0.1:3000) and the MLflow UI (http://127.0.0.1:5000); Ctrl-C stops both.
+# The Dagster UI (http://127.0.0.1:3000), the MLflow UI (http://127.0.0.1:5000) and the pose-transfer
+# page (http://127.0.0.1:7860, `pg2 serve`); Ctrl-C stops all three.
 ui: setup
 	@scripts/ui.sh
 

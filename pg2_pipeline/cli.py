@@ -7,6 +7,8 @@ pg2 report                          what the pipeline has made so far, and where
 pg2 params                          print the resolved parameters (after overrides)
 pg2 generate --model URI --image person.jpg (--pose pose.json | --pose-from other.jpg) -o out.png
                                     pose transfer with a registered generator
+pg2 serve [--model URI] [--host 127.0.0.1] [--port 7860]
+                                    the pose-transfer page and its JSON API (POST /api/generate)
 """
 
 from __future__ import annotations
@@ -44,9 +46,10 @@ def _tracking_uri(explicit: str | None) -> str | None:
 
 
 def _generate(args) -> int:
-    from pg2_pipeline.inference import InferenceError, PoseTransfer
+    from pg2_pipeline.inference import InferenceError, PoseTransfer, check_output_path
 
     try:
+        check_output_path(args.output)  # before the model is loaded: a wrong name fails at once
         transfer = PoseTransfer(args.model, tracking_uri=_tracking_uri(args.tracking_uri))
         image = transfer.generate(args.image, pose=args.pose, pose_from=args.pose_from)
         out = transfer.save(image, args.output)
@@ -55,7 +58,23 @@ def _generate(args) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(f"wrote {out} ({image.shape[0]}x{image.shape[1]}) with {args.model}")
+    print(f"model: {transfer.card.headline()}")
+    if caveat := transfer.card.caveat():
+        print(f"note: {caveat}")
     return 0
+
+
+def _serve(args) -> int:
+    from pg2_pipeline.model_card import project_model_uri
+    from pg2_pipeline.serve.app import serve
+
+    try:
+        root = find_project_root()
+    except FileNotFoundError:
+        root = None
+    model = args.model or (project_model_uri(root) if root else "models:/pg2-generator@champion")
+    tracking = _tracking_uri(args.tracking_uri)
+    return serve(model, args.host, args.port, tracking, root, required=args.model is not None, threads=args.threads)
 
 
 def _demo_example(root: Path) -> None:
@@ -117,12 +136,20 @@ def main(argv: list[str] | None = None) -> int:
     target = g.add_mutually_exclusive_group(required=True)
     target.add_argument("--pose", help='target pose JSON: {"size": [H, W], "keypoints": [[y, x] x 18]}')
     target.add_argument("--pose-from", help="photo whose person's pose (BlazePose) is the target")
-    g.add_argument("-o", "--output", required=True, help="output PNG")
+    g.add_argument("-o", "--output", required=True, help="output image (.png, .jpg or .jpeg)")
     g.add_argument("--tracking-uri", help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else the project's)")
+    s = sub.add_parser("serve", help="the pose-transfer page and its JSON API")
+    s.add_argument("--model", help="registered generator (default: the project's @champion, else its last version)")
+    s.add_argument("--host", default="127.0.0.1", help="address to listen on (default: this machine only)")
+    s.add_argument("--port", type=int, default=7860)
+    s.add_argument("--threads", type=int, default=1, help="torch compute threads (default 1: steady on a busy machine)")
+    s.add_argument("--tracking-uri", help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else the project's)")
     args = parser.parse_args(argv)
 
     if args.command == "generate":
         return _generate(args)
+    if args.command == "serve":
+        return _serve(args)
     os.chdir(find_project_root())
     ensure_dagster_home()
     if args.command == "materialize":

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Installs Debian's Chromium for the Dagster UI screenshot test (tests/test_dagster_ui.py) when
-# it is missing. Never fails the caller: without Chromium that test skips and says why.
+# Installs Debian's Chromium for the browser tests (tests/test_dagster_ui.py, tests/serve/test_page.py)
+# when it is missing. Never fails the caller: without Chromium those tests skip and say why.
 command -v chromium >/dev/null 2>&1 && exit 0
 if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then
   echo "note: chromium is not installed and cannot be installed here (needs root + apt-get); the UI screenshot test will skip"

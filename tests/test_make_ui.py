@@ -1,5 +1,6 @@
-"""`make ui` stops both servers, and everything they started, on SIGTERM (a process manager, `kill
-PID`) and on SIGINT (Ctrl-C, which the terminal sends to the whole foreground process group)."""
+"""`make ui` stops its three servers (Dagster, MLflow, the pose-transfer page), and everything they
+started, on SIGTERM (a process manager, `kill PID`) and on SIGINT (Ctrl-C, which the terminal sends
+to the whole foreground process group)."""
 
 import contextlib
 import os
@@ -88,13 +89,14 @@ def _log(tmp_path: Path) -> str:
 
 @pytest.mark.parametrize("how", ["SIGTERM to make", "SIGINT to the foreground group (Ctrl-C)"])
 def test_make_ui_leaves_nothing_behind(tmp_path, how):
-    dagster_port, mlflow_port = free_port(), free_port()
+    dagster_port, mlflow_port, serve_port = free_port(), free_port(), free_port()
     marker = f"PG2_UI_TEST={uuid.uuid4().hex}"
     env = {
         **os.environ,
         marker.split("=")[0]: marker.split("=")[1],
         "DAGSTER_PORT": str(dagster_port),
         "MLFLOW_PORT": str(mlflow_port),
+        "SERVE_PORT": str(serve_port),  # the page starts without a model in this empty store
         "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}",
     }
     log = open(tmp_path / "ui.log", "w")
@@ -112,6 +114,7 @@ def test_make_ui_leaves_nothing_behind(tmp_path, how):
         while not (
             answers(f"http://127.0.0.1:{dagster_port}/server_info")
             and answers(f"http://127.0.0.1:{mlflow_port}/health")
+            and answers(f"http://127.0.0.1:{serve_port}/")
         ):
             assert make.poll() is None, f"make ui exited early:\n{(tmp_path / 'ui.log').read_text()[-3000:]}"
             assert time.time() < deadline, "the servers did not answer within 180 s"
@@ -144,7 +147,7 @@ def test_make_ui_leaves_nothing_behind(tmp_path, how):
         assert not left, (
             f"still running after make ui stopped: {[Path(f'/proc/{p}/cmdline').read_bytes()[:120] for p in left]}"
         )
-        assert port_free(dagster_port) and port_free(mlflow_port)
+        assert port_free(dagster_port) and port_free(mlflow_port) and port_free(serve_port)
         assert "stopping dagster dev" in (tmp_path / "ui.log").read_text()
     finally:
         for pid in processes_with(marker):
