@@ -43,6 +43,12 @@ class StagePaths:
         return self.checkpoints / "best.pt"
 
     @property
+    def set_aside(self) -> Path:
+        """Checkpoints a run could not resume from (unreadable, other params or code), moved
+        here into one folder per run that found them, with the reasons."""
+        return self.checkpoints / "set-aside"
+
+    @property
     def samples(self) -> Path:
         return self.folder / "samples"
 
@@ -349,3 +355,10 @@ class ProjectPaths:
     def local_cache(self) -> LocalCachePaths:
         """Measurements and features this machine computed once and reuses (not an asset)."""
         return LocalCachePaths(self.root / ".pg2_cache")
+
+    @property
+    def locks(self) -> Path:
+        """``assets/.locks/``: one write lock per asset and its holder's record
+        (:mod:`pg2_pipeline.locks`). Beside the assets' folders, never inside one: DVC deletes a
+        stage's outs before it runs the stage."""
+        return self.root / "assets" / ".locks"

@@ -202,6 +202,10 @@ class TrainingSummary:
     # how it computed: precision, channels_last, how chosen (params / measured / cached / cuda /
     # fallback), why, and the measured images/s per mode (pg2_pipeline.train.precision)
     precision: dict[str, Any] = field(default_factory=dict)
+    # checkpoints this session could not resume from, moved (not deleted) to set_aside_to:
+    # "step-00000400.pt unreadable (truncated)", "step-00000600.pt other params"
+    set_aside: tuple[str, ...] = ()
+    set_aside_to: str = ""
 
     def headline_losses(self, which: str = "final") -> dict[str, float]:
         """The total losses (``loss_G1``, ``loss_G2``, ``loss_D``), not their parts."""

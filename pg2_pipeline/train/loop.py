@@ -128,21 +128,26 @@ def train(
         else None
     )
 
-    # ---- resume (every rank loads the same checkpoint; rank 0 removes the stale ones)
+    # ---- resume (every rank loads the same checkpoint; rank 0 sets the others aside)
     start_step, history, mlflow_run_id = 0, [], None
-    last_good, state, stale = io.latest_matching(paths.stage(name), fingerprint, map_location=rt.device)
+    last_good, state, foreign = io.latest_matching(
+        paths.stage(name),
+        fingerprint,
+        map_location=rt.device,
+        run_params=json.loads(json.dumps(run_params)),  # as the checkpoints hold them
+        code_hash=version["code_hash"],
+    )
     if state is not None:
         stage.load_state(state["models"], state["optimizers"])
         _set_rng_state(state["rng"], rt.device)
         start_step, history, mlflow_run_id = int(state["step"]), list(state["history"]), state.get("mlflow_run_id")
     if dist is not None:
-        dist.barrier()  # everyone has read its checkpoint before any file goes
+        dist.barrier()  # everyone has read its checkpoint before any file moves
         stage.distribute(rt.device)
     if cfg.compile:
         stage.compile()
     if record is not None:
-        for path in stale:
-            path.unlink(missing_ok=True)
+        record.set_aside(foreign, start_step, last_good)
         record.start(state, start_step, mlflow_run_id, loader)
 
     # ---- train
@@ -200,6 +205,9 @@ class _Record:
     """What rank 0 (or the only process) writes: the MLflow run, sample grids, validation and
     the selection, checkpoints, and at the end weights, history and summary."""
 
+    # what :meth:`set_aside` moved: the printed line, its entries and their folder
+    set_aside_line, set_aside_entries, set_aside_to = "", (), ""
+
     def __init__(
         self, name, cfg, params, paths, rt, stage, fingerprint, version, manifest_hash, run_params, dagster_run_id,
         precision: PrecisionChoice,
@@ -221,6 +229,28 @@ class _Record:
         )
         if self.validator is not None and cfg.select == KEEP_SSIM:
             self.selection.reference = self.validator(stage.reference_output)
+
+    def set_aside(self, foreign: dict[Path, str], start_step: int, resumed: Path | None) -> None:
+        """Moves aside the checkpoints this run cannot resume from (and a ``best.pt`` it cannot
+        keep), never deleting them; says so in one line, and later in the MLflow run and the
+        summary."""
+        files, root = self.files, self.paths.root
+        why = io.foreign_best(files, self.fingerprint, start_step)
+        if why is not None:
+            foreign = {**foreign, files.best_checkpoint: why}
+        where = f"resuming from step {start_step} ({resumed.name})" if resumed else "starting at step 0"
+        if not foreign:
+            if resumed:
+                print(f"{self.name}: {where}", flush=True)
+            return
+        folder, removed = io.set_aside(files, foreign)
+        self.set_aside_to = str(folder.relative_to(root) if folder.is_relative_to(root) else folder)
+        self.set_aside_entries = tuple(f"{p.name} {why}" for p, why in sorted(foreign.items()))
+        self.set_aside_line = f"{where}; set aside in {self.set_aside_to}: {io.describe(foreign)}"
+        print(f"{self.name}: {self.set_aside_line}", flush=True)
+        for old in removed:
+            print(f"{self.name}: removed the oldest set-aside folder {old.name} (the newest "
+                  f"{io.SET_ASIDE_KEPT} are kept)", flush=True)  # fmt: skip
 
     def start(self, state: dict | None, start_step: int, mlflow_run_id: str | None, loader: PairLoader) -> None:
         import mlflow
@@ -246,6 +276,8 @@ class _Record:
         self.run_id = mlflow.start_run(
             run_id=mlflow_run_id, experiment_id=self.experiment_id, run_name=run_name, tags=tags
         ).info.run_id
+        if self.set_aside_line:  # a tag: a resumed run's params are fixed, and several sessions may set aside
+            mlflow.set_tag("checkpoints.set_aside", self.set_aside_line[:5000])
         if mlflow_run_id is None:
             mlflow.log_params(tracking.flatten("", self.run_params))
             launch = {k: getattr(self.cfg, k) for k in LAUNCH_KEYS}
@@ -338,6 +370,8 @@ class _Record:
             validation_reference=selection.reference,
             processes=world_size(cfg),
             precision=self.precision.record(),
+            set_aside=self.set_aside_entries,
+            set_aside_to=self.set_aside_to,
         )
         summaries.write(files.summary, summary)
         mlflow.log_metric("images_per_second_mean", summary.images_per_second)

@@ -108,18 +108,13 @@ class Selection:
 
     def restore(self, history: list[dict], resumed_step: int) -> None:
         """After a resume: the checkpoint's history, and the best file when it belongs to this
-        run and to a step the checkpoint had reached (a later one is recomputed)."""
+        run and to a step the checkpoint had reached (the loop has set any other aside, see
+        :func:`pg2_pipeline.models.io.foreign_best`; a later best is recomputed)."""
         self.history = list(history)
         path = self.files.best_checkpoint
-        if not path.is_file():
+        if not path.is_file() or io.foreign_best(self.files, self.fingerprint, resumed_step) is not None:
             return
-        try:
-            state = io.load_checkpoint(path, "cpu")
-        except Exception:  # unreadable or foreign: recompute
-            state = None
-        if state is None or state.get("fingerprint") != self.fingerprint or int(state["step"]) > resumed_step:
-            path.unlink()
-            return
+        state = io.load_checkpoint(path, "cpu")
         self.best = int(state["step"]), float(state["value"])
 
     def record(self, step: int, metrics: dict[str, float], stage) -> None:
