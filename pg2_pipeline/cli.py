@@ -1,7 +1,8 @@
 """The ``pg2`` command.
 
-pg2 materialize ASSET [ASSET ...]   materialize assets in the project's Dagster instance
-                                    (what every DVC stage runs)
+pg2 materialize ASSET [ASSET ...] [--wait]
+                                    materialize assets in the project's Dagster instance
+                                    (what every DVC stage runs); one writer per asset
 pg2 demo                            the README's main job: `dvc repro` + a report
 pg2 report                          what the pipeline has made so far, and where
 pg2 params                          print the resolved parameters (after overrides)
@@ -14,6 +15,7 @@ pg2 serve [--model URI] [--host 127.0.0.1] [--port 7860]
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import subprocess
@@ -24,11 +26,30 @@ from pathlib import Path
 from pg2_pipeline.env import ensure_dagster_home, find_project_root
 from pg2_pipeline.paths import ASSET_NAMES
 
+LOCKED_EXIT = 75  # EX_TEMPFAIL: another process is writing the asset; try later, or --wait
 
-def _materialize(names: list[str], started_by: str) -> int:
-    from pg2_pipeline.orchestration.run import materialize_assets
 
-    return 0 if materialize_assets(names, started_by=started_by) else 1
+def _materialize(names: list[str], started_by: str, wait: bool) -> int:
+    """Takes the write lock of every named asset (in pipeline order, so that two waiting
+    commands cannot deadlock) before the Dagster run starts: a second writer is refused here,
+    in one line, before a Dagster run is even recorded."""
+    from pg2_pipeline import locks
+    from pg2_pipeline.paths import ProjectPaths
+
+    paths = ProjectPaths.discover()
+    with contextlib.ExitStack() as held:
+        try:
+            took_over = [
+                held.enter_context(locks.hold(paths, name, wait=wait)).took_over
+                for name in sorted(set(names), key=ASSET_NAMES.index)
+            ]
+        except locks.AssetLockedError as exc:
+            print(f"error: {exc}", file=sys.stderr, flush=True)
+            return LOCKED_EXIT
+        from pg2_pipeline.orchestration.run import materialize_assets
+
+        dead = [h.dagster_run_id for h in took_over if h is not None and h.dagster_run_id]
+        return 0 if materialize_assets(names, started_by=started_by, dead_runs=dead) else 1
 
 
 def _tracking_uri(explicit: str | None) -> str | None:
@@ -84,6 +105,31 @@ def _demo_example(root: Path) -> None:
     generate_example(root)
 
 
+def _hold_every_asset(root: Path, held: contextlib.ExitStack) -> int | None:
+    """Every asset's write lock, for the whole `dvc repro`: DVC deletes a stage's outputs
+    before it starts the stage's `pg2 materialize`, too late for that command's own lock to
+    protect another writer's files. The stages write under these locks ($PG2_HELD_LOCKS).
+    Returns the exit code when another process writes an asset."""
+    from pg2_pipeline import locks
+    from pg2_pipeline.paths import ProjectPaths
+
+    paths = ProjectPaths(root)
+    try:
+        took_over = [held.enter_context(locks.hold(paths, name)).took_over for name in ASSET_NAMES]
+    except locks.AssetLockedError as exc:
+        print(f"error: {exc}", file=sys.stderr, flush=True)
+        return LOCKED_EXIT
+    dead = [h.dagster_run_id for h in took_over if h is not None and h.dagster_run_id]
+    if dead:
+        from dagster import DagsterInstance
+
+        from pg2_pipeline.orchestration.run import end_dead_run
+
+        for run_id in dead:
+            end_dead_run(DagsterInstance.get(), run_id)
+    return None
+
+
 def _demo() -> int:
     root = find_project_root()
     dvc = Path(sys.executable).with_name("dvc")
@@ -92,7 +138,10 @@ def _demo() -> int:
         return 2
     start = time.perf_counter()
     print("==> dvc repro: runs every stage whose code, params or inputs changed", flush=True)
-    proc = subprocess.run([str(dvc), "repro"], cwd=root)
+    with contextlib.ExitStack() as held:
+        if (refused := _hold_every_asset(root, held)) is not None:
+            return refused
+        proc = subprocess.run([str(dvc), "repro"], cwd=root)
     if proc.returncode != 0:
         print(f"error: dvc repro failed (exit {proc.returncode}); see the stage output above", file=sys.stderr)
         return proc.returncode
@@ -125,6 +174,7 @@ def main(argv: list[str] | None = None) -> int:
     m = sub.add_parser("materialize", help="materialize assets in the project's Dagster instance")
     m.add_argument("assets", nargs="+", choices=ASSET_NAMES, metavar="ASSET", help=f"one of {', '.join(ASSET_NAMES)}")
     m.add_argument("--started-by", default="cli", help="tag recorded on the Dagster run (dvc stages pass 'dvc')")
+    m.add_argument("--wait", action="store_true", help="wait for another run writing the same asset instead of failing")
     sub.add_parser("demo", help="run the whole pipeline with dvc repro and print a report")
     sub.add_parser("report", help="print what the pipeline has made so far")
     sub.add_parser("params", help="print the resolved parameters")
@@ -153,7 +203,7 @@ def main(argv: list[str] | None = None) -> int:
     os.chdir(find_project_root())
     ensure_dagster_home()
     if args.command == "materialize":
-        return _materialize(args.assets, args.started_by)
+        return _materialize(args.assets, args.started_by, args.wait)
     if args.command == "demo":
         return _demo()
     if args.command == "report":

@@ -20,7 +20,19 @@ OFFLINE_ENV = {
     "TF_CPP_MIN_LOG_LEVEL": "2",
 }
 
-DAGSTER_YAML = """\
+# One pool per asset (pg2/<asset>, declared on the assets), one run at a time in each: the UI
+# queues a run while another run that writes one of its assets is in progress. `run`
+# granularity: the daemon holds the whole run in the queue. (At `op` granularity a waiting
+# in-process run polls in a busy loop, a full core, in Dagster 1.13.)
+CONCURRENCY_YAML = """\
+concurrency:
+  pools:
+    default_limit: 1
+    granularity: run
+"""
+
+DAGSTER_YAML = (
+    """\
 # Project-local Dagster instance (created by pg2_pipeline.env). Telemetry off: no network here.
 telemetry:
   enabled: false
@@ -28,6 +40,8 @@ telemetry:
 nux:
   enabled: false
 """
+    + CONCURRENCY_YAML
+)
 
 
 def apply_offline_defaults() -> None:
@@ -62,8 +76,14 @@ def ensure_dagster_home(project_root: Path | None = None) -> Path:
     path = Path(home)
     path.mkdir(parents=True, exist_ok=True)
     config = path / "dagster.yaml"
-    if not config.exists():
-        tmp = config.with_suffix(".yaml.tmp")
-        tmp.write_text(DAGSTER_YAML)
-        tmp.replace(config)
+    text = config.read_text() if config.exists() else None
+    if text is not None and text.startswith(DAGSTER_YAML.splitlines()[0]) and "concurrency:" not in text:
+        text += CONCURRENCY_YAML  # an instance this module made before the asset pools existed
+    elif text is None:
+        text = DAGSTER_YAML
+    else:
+        return path
+    tmp = config.with_suffix(".yaml.tmp")
+    tmp.write_text(text)
+    tmp.replace(config)
     return path

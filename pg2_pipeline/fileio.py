@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -59,3 +60,16 @@ def write_png(path: str | Path, image_rgb) -> Path:
     if not ok:
         raise RuntimeError(f"could not encode PNG for {path}")
     return write_bytes(path, buf.tobytes())
+
+
+_UNFINISHED = re.compile(r"^\..+\.[a-z0-9_]{8}\.tmp$")  # mkstemp's names in atomic_path
+
+
+def remove_unfinished_writes(folder: str | Path) -> list[Path]:
+    """Removes the temporary files that :func:`atomic_path` leaves below ``folder`` when its
+    process is killed mid-write (a final name never holds such a file) and returns them. Call
+    it only where no one else is writing (under the asset's lock, :mod:`pg2_pipeline.locks`)."""
+    found = sorted(p for p in Path(folder).rglob(".*.tmp") if _UNFINISHED.match(p.name) and p.is_file())
+    for path in found:
+        path.unlink(missing_ok=True)
+    return found

@@ -54,8 +54,8 @@ CODE_DEPENDENCIES: dict[str, tuple[str, ...]] = {
 # Imported by stages but not code dependencies (see above).
 PLUMBING = tuple(
     _P + m
-    for m in ("__init__.py", "config.py", "env.py", "fileio.py", "paths.py", "progress.py", "provenance.py",
-              "summaries.py", "tracking.py", "typed.py")
+    for m in ("__init__.py", "config.py", "env.py", "fileio.py", "locks.py", "paths.py", "progress.py",
+              "provenance.py", "summaries.py", "tracking.py", "typed.py")
 )  # fmt: skip
 
 # What the logged generator needs at load time (its code_paths): the PG² object, its networks,

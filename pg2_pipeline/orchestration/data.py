@@ -18,6 +18,7 @@ GROUP = "data"
 
 @asset(
     group_name=GROUP,
+    pool="pg2/twin",
     kinds={"python", "jpeg"},
     description=(
         "The synthetic twin of Market-1501 / DeepFashion: real file names, identities, cameras, "
@@ -29,7 +30,8 @@ def twin(context: AssetExecutionContext, project: ProjectResource) -> Materializ
     from pg2_pipeline.data.twin import build_twin
 
     paths = project.paths
-    s = build_twin(project.params(), paths, progress=True)
+    with project.writing(context):
+        s = build_twin(project.params(), paths, progress=True)
     context.log.info(f"twin: {s.total_images} images in {paths.twin_dataset}")
     return MaterializeResult(
         metadata={
@@ -47,6 +49,7 @@ def twin(context: AssetExecutionContext, project: ProjectResource) -> Materializ
 @asset(
     group_name=GROUP,
     deps=[twin],
+    pool="pg2/image_index",
     kinds={"python", "parquet"},
     description=(
         "Index of the dataset folder (params image_index.root; the twin by default): one row per "
@@ -67,7 +70,8 @@ def image_index(context: AssetExecutionContext, project: ProjectResource) -> Mat
     from pg2_pipeline.data.ingest import build_image_index
 
     paths = project.paths
-    s = build_image_index(project.params(), paths, progress=True)
+    with project.writing(context):
+        s = build_image_index(project.params(), paths, progress=True)
     return MaterializeResult(
         metadata={
             "dagster/row_count": s.images,

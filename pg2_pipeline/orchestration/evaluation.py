@@ -20,6 +20,7 @@ GROUP = "evaluation"
 @asset(
     group_name=GROUP,
     deps=[manifests, stage1, stage2],
+    pool="pg2/evaluation",
     kinds={"pytorch", "mlflow"},
     description=(
         "Generates the test pairs with stage 2, stage 1 and the copy baseline and scores them "
@@ -41,8 +42,9 @@ def evaluation(context: AssetExecutionContext, project: ProjectResource) -> Mate
     from pg2_pipeline.registry.publish import publish_evaluation
 
     params, paths = project.params(), project.paths
-    summary = run_evaluation(params, paths)
-    reg = publish_evaluation(params, paths, summary, dagster_run_id=context.run.run_id)
+    with project.writing(context):
+        summary = run_evaluation(params, paths)
+        reg = publish_evaluation(params, paths, summary, dagster_run_id=context.run.run_id)
     files, m = paths.evaluation, summary.metrics
     return MaterializeResult(
         metadata={

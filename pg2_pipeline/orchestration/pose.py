@@ -20,6 +20,7 @@ GROUP = "pose"
 @asset(
     group_name=GROUP,
     deps=[image_index],
+    pool="pg2/keypoints",
     kinds={"python", "parquet"},
     description=(
         "One OpenPose-18 pose per indexed image (18 y, 18 x, 18 scores, visible count), from the "
@@ -41,7 +42,8 @@ def keypoints(context: AssetExecutionContext, project: ProjectResource) -> Mater
     from pg2_pipeline.pose.stage import build_keypoints
 
     paths = project.paths
-    s = build_keypoints(project.params(), paths)
+    with project.writing(context):
+        s = build_keypoints(project.params(), paths)
     return MaterializeResult(
         metadata={
             "dagster/row_count": s.images,
@@ -76,6 +78,7 @@ def keypoints(context: AssetExecutionContext, project: ProjectResource) -> Mater
 @asset(
     group_name=GROUP,
     deps=[image_index, keypoints],
+    pool="pg2/pairs",
     kinds={"python", "parquet"},
     description=(
         "Ordered (condition, target) pairs of different images of the same identity: mined for "
@@ -96,7 +99,8 @@ def pairs(context: AssetExecutionContext, project: ProjectResource) -> Materiali
     from pg2_pipeline.pairs.stage import build_pairs
 
     paths = project.paths
-    s = build_pairs(project.params(), paths)
+    with project.writing(context):
+        s = build_pairs(project.params(), paths)
     return MaterializeResult(
         metadata={
             "dagster/row_count": sum(s.pairs_per_split.values()),

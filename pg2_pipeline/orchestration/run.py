@@ -17,14 +17,18 @@ RUN_CONFIG = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
 PROMOTION_CHECKS = {"champion_gate"}
 
 
-def materialize_assets(names: list[str], started_by: str = "cli") -> bool:
+def materialize_assets(names: list[str], started_by: str = "cli", dead_runs: list[str] = ()) -> bool:
     """Runs the whole-chain job restricted to ``names`` (with their checks) in the instance at
-    ``$DAGSTER_HOME``. Prints what each asset made and the time taken; returns success."""
+    ``$DAGSTER_HOME``. Prints what each asset made and the time taken; returns success.
+    ``dead_runs``: Dagster runs whose process died holding one of these assets' locks."""
     from pg2_pipeline.definitions import defs, pipeline_job
     from pg2_pipeline.env import find_project_root
     from pg2_pipeline.report import asset_lines
 
     instance = DagsterInstance.get()
+    prepare_pools(instance)
+    for run_id in dead_runs:
+        end_dead_run(instance, run_id)
     job = defs.resolve_job_def(pipeline_job.name)
     start = time.perf_counter()
     print(f"==> materializing {', '.join(names)} (Dagster instance {instance.root_directory})", flush=True)
@@ -66,3 +70,32 @@ def materialize_assets(names: list[str], started_by: str = "cli") -> bool:
         print("\n".join(asset_lines(name, root)))
     print(f"    done in {seconds:.1f} s (Dagster run {result.run_id})", flush=True)
     return True
+
+
+def prepare_pools(instance: DagsterInstance) -> None:
+    """Gives every asset's pool its limit (the instance's default, 1) unless it has one. The
+    daemon does it only when it first sees a queued run of that pool, and not in time for that
+    run: the first run from the UI would start beside a ``pg2 materialize`` of the same asset."""
+    from pg2_pipeline.definitions import ASSETS
+
+    storage = instance.event_log_storage
+    if not storage.supports_global_concurrency_limits or instance.global_op_concurrency_default_limit is None:
+        return
+    known = {pool.name for pool in storage.get_pool_limits()}
+    for pool in sorted({a.op.pool for a in ASSETS if a.op.pool} - known):
+        storage.initialize_concurrency_limit_to_default(pool)
+
+
+def end_dead_run(instance: DagsterInstance, run_id: str) -> None:
+    """Marks failed a run whose process died holding an asset's lock (``kill -9``, a crash) and
+    frees its concurrency-pool slots. Dagster cannot see such a death for a run it did not launch
+    (``pg2 materialize``): the run would stay "started" and, through its pools, keep every later
+    run of its assets queued in the UI."""
+    run = instance.get_run_by_id(run_id)
+    if run is None:
+        return
+    if not run.is_finished:
+        instance.report_run_failed(run, "its process died while writing (found by the next writer of its assets)")
+        print(f"    marked Dagster run {run_id} failed: its process died while writing", flush=True)
+    if instance.event_log_storage.supports_global_concurrency_limits:
+        instance.event_log_storage.free_concurrency_slots_for_run(run_id)

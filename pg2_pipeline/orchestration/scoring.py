@@ -3,8 +3,8 @@
 from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
 
 from pg2_pipeline.orchestration.evaluation import evaluation
-from pg2_pipeline.orchestration.training import manifests
 from pg2_pipeline.orchestration.resources import ProjectResource
+from pg2_pipeline.orchestration.training import manifests
 
 GROUP = "evaluation"
 
@@ -12,6 +12,7 @@ GROUP = "evaluation"
 @asset(
     group_name=GROUP,
     deps=[manifests, evaluation],
+    pool="pg2/score",
     kinds={"pytorch", "mlflow"},
     description=(
         "Scores our saved test outputs (evaluation.save_outputs) and the runs in params score.runs "
@@ -23,7 +24,8 @@ def score(context: AssetExecutionContext, project: ProjectResource) -> Materiali
     from pg2_pipeline.score.stage import run_score
 
     params, paths = project.params(), project.paths
-    summary = run_score(params, paths, log=context.log.info)
+    with project.writing(context):
+        summary = run_score(params, paths, log=context.log.info)
     return MaterializeResult(
         metadata={
             "table": MetadataValue.md(paths.score.table.read_text()),

@@ -17,6 +17,7 @@ GROUP = "training"
     # the images come from the dataset folder (the twin by default), the poses and pairs from
     # their assets: the same edges as the DVC stage's deps
     deps=[twin, image_index, keypoints, pairs],
+    pool="pg2/manifests",
     kinds={"python", "parquet"},
     description=(
         "Self-describing Parquet manifests per split (pair id, both images, paths, person, both "
@@ -28,7 +29,8 @@ def manifests(context: AssetExecutionContext, project: ProjectResource) -> Mater
     from pg2_pipeline.inputs.manifests import build_manifests
 
     paths = project.paths
-    s = build_manifests(project.params(), paths)
+    with project.writing(context):
+        s = build_manifests(project.params(), paths)
     return MaterializeResult(
         metadata={
             "dagster/row_count": sum(v.pairs for v in s.splits.values()),
@@ -46,6 +48,7 @@ def _training_metadata(s: TrainingSummary, paths) -> dict:
     return {
         "steps": s.steps,
         "resumed_from_step": s.resumed_from_step,
+        "checkpoints_set_aside": f"{s.set_aside_to}: {', '.join(s.set_aside)}" if s.set_aside else "none",
         "device": s.device,
         "precision": s.autocast,
         "images_per_second": s.images_per_second,
@@ -63,6 +66,7 @@ def _training_metadata(s: TrainingSummary, paths) -> dict:
 @asset(
     group_name=GROUP,
     deps=[manifests],
+    pool="pg2/stage1",
     kinds={"pytorch", "mlflow"},
     description=(
         "Stage 1 of PG²: G1 (residual U-Net with a fully connected bottleneck) trained with the "
@@ -74,13 +78,15 @@ def stage1(context: AssetExecutionContext, project: ProjectResource) -> Material
     from pg2_pipeline.train.loop import run_stage
     from pg2_pipeline.train.stage1 import Stage1
 
-    s = run_stage(Stage1, project.params(), project.paths, dagster_run_id=context.run.run_id)
+    with project.writing(context):
+        s = run_stage(Stage1, project.params(), project.paths, dagster_run_id=context.run.run_id)
     return MaterializeResult(metadata=_training_metadata(s, project.paths))
 
 
 @asset(
     group_name=GROUP,
     deps=[manifests, stage1],
+    pool="pg2/stage2",
     kinds={"pytorch", "mlflow"},
     description=(
         "Stage 2 of PG²: G2 (U-Net predicting a difference map added to G1's output) trained "
@@ -91,5 +97,6 @@ def stage2(context: AssetExecutionContext, project: ProjectResource) -> Material
     from pg2_pipeline.train.loop import run_stage
     from pg2_pipeline.train.stage2 import Stage2
 
-    s = run_stage(Stage2, project.params(), project.paths, dagster_run_id=context.run.run_id)
+    with project.writing(context):
+        s = run_stage(Stage2, project.params(), project.paths, dagster_run_id=context.run.run_id)
     return MaterializeResult(metadata=_training_metadata(s, project.paths))

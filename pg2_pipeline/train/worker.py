@@ -6,12 +6,15 @@ leaves."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 from pathlib import Path
 
+from pg2_pipeline import locks
 from pg2_pipeline.distributed import join_as_worker
 
 WORKER_MODULE = "pg2_pipeline.train.worker"
+LOCKED_EXIT = 75  # as `pg2 materialize`: another process writes the asset
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -25,7 +28,15 @@ def main(argv: list[str] | None = None) -> int:
     from pg2_pipeline.train.stages import STAGES, train_distributed
 
     me, paths, params = join_as_worker(WORKER_MODULE, args.project)
-    train_distributed(STAGES[args.stage], params, paths, me, dagster_run_id=args.dagster_run_id)
+    # rank 0 writes the stage's files: under its asset's lock, which is its parent's when the
+    # asset started torchrun, its own when a node was started by hand
+    try:
+        writing = locks.hold(paths, args.stage, dagster_run_id=args.dagster_run_id) if me.is_main else None
+        with writing or contextlib.nullcontext():
+            train_distributed(STAGES[args.stage], params, paths, me, dagster_run_id=args.dagster_run_id)
+    except locks.AssetLockedError as exc:
+        print(f"error: rank 0: {exc}", file=sys.stderr, flush=True)
+        return LOCKED_EXIT
     return 0
 
 
