@@ -7,8 +7,11 @@ against the project folder) with artifacts in ``mlartifacts/``; ``$MLFLOW_TRACKI
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -44,13 +47,33 @@ def setup(params, root: Path):
     experiment id."""
     import mlflow
 
-    use_tracking_uri(tracking_uri(params, root))
+    uri = tracking_uri(params, root)
+    use_tracking_uri(uri)
     name = params.mlflow.experiment
-    experiment = mlflow.get_experiment_by_name(name)
-    if experiment is None:
-        location = (root / ARTIFACT_DIR).resolve().as_uri()
-        return mlflow.create_experiment(name, artifact_location=location)
+    with _one_at_a_time(uri):
+        experiment = mlflow.get_experiment_by_name(name)
+        if experiment is None:
+            location = (root / ARTIFACT_DIR).resolve().as_uri()
+            return mlflow.create_experiment(name, artifact_location=location)
     return experiment.experiment_id
+
+
+@contextlib.contextmanager
+def _one_at_a_time(uri: str) -> Iterator[None]:
+    """Across processes, one at a time through a SQLite store's first use. Two stages started
+    together on a new project (the UI runs independent assets at once) would otherwise both
+    create its tables (one fails: "duplicate column name") or both create the experiment (one
+    fails: it exists). Once made, the store is safe to share: MLflow waits up to 20 s for a
+    busy database (``PRAGMA busy_timeout``)."""
+    prefix = "sqlite:///"
+    if not uri.startswith(prefix):  # a server or another database serialises this itself
+        yield
+        return
+    lock = Path(uri[len(prefix) :] + ".lock")
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)  # released when the file closes, or the process dies
+        yield
 
 
 def log_step_metrics(run_id: str, pending: list[tuple[int, dict, float]]) -> None:
