@@ -3,6 +3,9 @@ evaluation's: :func:`pg2_pipeline.evaluate.stage.champion_gate`)."""
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import json
 import shutil
 import tempfile
 from pathlib import Path
@@ -69,18 +72,48 @@ def log_generator(paths: ProjectPaths, image_size: tuple[int, int], metadata: di
     return info.model_uri
 
 
-def register(model_uri: str, name: str, gate: summaries.ChampionGate, tags: dict[str, str]) -> Registration:
+def register(
+    model_uri: str, name: str, gate: summaries.ChampionGate, tags: dict[str, str], content: str | None = None
+) -> Registration:
     """Registers ``model_uri`` under ``name``; gives it the ``champion`` alias only when the gate
-    passed (an earlier champion keeps the alias otherwise)."""
+    passed (an earlier champion keeps the alias otherwise). ``content``: a key of what is
+    registered (:func:`content_key`): when a version with that key exists — registered by a run
+    killed before it finished — that version is taken instead of adding a second one."""
     import mlflow
     from mlflow import MlflowClient
 
-    version = mlflow.register_model(model_uri, name, tags=tags)
     client = MlflowClient()
+    version = _version_with_content(client, name, content) if content else None
+    if version is None:
+        version = mlflow.register_model(model_uri, name, tags={**tags, **({CONTENT_TAG: content} if content else {})})
     client.set_model_version_tag(name, version.version, "champion_gate", gate.reason)
     if gate.passed:
         client.set_registered_model_alias(name, CHAMPION, version.version)
     return Registration(name, str(version.version), f"models:/{name}/{version.version}", gate.passed, gate.reason)
+
+
+CONTENT_TAG = "pg2.content"  # model version tag: content_key() of what it holds
+
+
+def content_key(paths: ProjectPaths, summary: EvaluationSummary) -> str:
+    """Hash of the generator's weights and configs (G1, G2) and of the metrics and gate that
+    decide its registration: the same evaluation of the same model gives the same key."""
+    digest = hashlib.sha256()
+    for stage, net in (("stage1", "g1"), ("stage2", "g2")):
+        files = paths.stage(stage)
+        digest.update(files.weights(net).read_bytes())
+        digest.update(files.model_config(net).read_bytes())
+    decided = {"metrics": dataclasses.asdict(summary.metrics), "gate": dataclasses.asdict(summary.gate)}
+    digest.update(json.dumps(decided, sort_keys=True, default=str).encode())
+    return digest.hexdigest()[:32]
+
+
+def _version_with_content(client, name: str, content: str):
+    try:
+        found = client.search_model_versions(f"name = '{name}' and tags.`{CONTENT_TAG}` = '{content}'")
+    except Exception:  # no such registered model yet
+        return None
+    return max(found, key=lambda v: int(v.version)) if found else None
 
 
 def publish_evaluation(
@@ -145,7 +178,8 @@ def publish_evaluation(
             **trained_on,
             **selected,
         }
-        registration = register(model_uri, params.mlflow.registered_model, gate, tags=tags)
+        key = content_key(paths, summary)
+        registration = register(model_uri, params.mlflow.registered_model, gate, tags=tags, content=key)
         mlflow.set_tag("registered_model", f"{registration.name}/{registration.version}")
     summaries.write(files.registration, registration)
     return registration
