@@ -40,6 +40,9 @@ class TorchvisionInception:
         std = torch.tensor(IMAGENET_STD, device=device).view(1, 3, 1, 1)
         mean = torch.tensor(IMAGENET_MEAN, device=device).view(1, 3, 1, 1)
         self.scale, self.shift = std / 0.5, (mean - 0.5) / 0.5
+        self.dim = 2048
+        # what the feature cache keys on: the network file and the preparation
+        self.protocol = f"torchvision-inception-v3 sha256 {self.sha256}; [0,1]; torch bilinear 299; GFLA normalize"
 
     @torch.inference_mode()
     def __call__(self, images: Tensor) -> Tensor:

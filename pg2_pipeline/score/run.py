@@ -131,9 +131,23 @@ def real_stats_function(real_batches, dataset: str, device: torch.device, featur
 
 
 def _real_fid_stats(batches: list[torch.Tensor], features, cache_dir: Path | None, log):
-    from pg2_pipeline.evaluate.fid import FIDStats
+    """The real set's statistics from the evaluation's feature cache (``.pg2_cache/features``):
+    read when this real set was featured before under this feature protocol, else computed (real
+    images already featured, e.g. by the evaluation, reused) and stored."""
+    from pg2_pipeline.evaluate.feature_cache import real_stats
 
-    return FIDStats.from_features(features(b) for b in batches)
+    stats, info = real_stats(batches, features, cache_dir, store=feature_store(features, cache_dir, log), log=log)
+    log(f"FID real set: {info.images:,} images, cache {info.status} ({info.computed_images:,} featured now)")
+    return stats
+
+
+def feature_store(features, cache_dir: Path | None, log=print):
+    """The per-image feature store of a feature network (the evaluation's, for its Inception)."""
+    from pg2_pipeline.evaluate.feature_cache import ImageStore
+
+    if cache_dir is None:
+        return None
+    return ImageStore(cache_dir, "inception", features.protocol, getattr(features, "dim", 2048), log=log)
 
 
 # ------------------------------------------------------------------------------ scoring
@@ -200,7 +214,10 @@ def score_outputs(
         from pg2_pipeline.score.features import TorchvisionInception
 
         fid_features[TORCHVISION_INCEPTION] = TorchvisionInception(fid_weights, dev)
-    scorer = Scorer(chosen, dataset, dev, skip=skip, lpips_net=lpips_net, fid_features=fid_features)
+    # generated images featured before (same pixels: e.g. the evaluation's saved outputs) are reused
+    stores = {name: feature_store(f, cache_dir, log) for name, f in fid_features.items()}
+    cached = {name: _cached(f, stores[name]) for name, f in fid_features.items()}
+    scorer = Scorer(chosen, dataset, dev, skip=skip, lpips_net=lpips_net, fid_features=cached)
 
     bar = progress_bar(len(scan.items), "score", "pair", enabled=progress)
     pending: dict[tuple, list] = {}
@@ -221,6 +238,9 @@ def score_outputs(
     if real_batches is not None and fid_features:
         real = real_stats_function(real_batches, dataset, dev, fid_features, cache_dir, log)
     results = scorer.compute(real)
+    for store in stores.values():
+        if store is not None:
+            store.save()
     for p in chosen:  # which network a user-supplied FID used: same fingerprint, same file -> comparable
         if p.fid and p.fid.features in fid_features and hasattr(fid_features[p.fid.features], "sha256"):
             results[p.name]["fid_weights_sha256"] = fid_features[p.fid.features].sha256
@@ -236,6 +256,12 @@ def score_outputs(
     run = ScoreRun(metrics, problems, scan.how, round(time.perf_counter() - start, 2), Path(out))
     write_outputs(run, scorer, chosen, dataset, real_description, Path(out), generated=Path(generated))
     return run
+
+
+def _cached(features, store):
+    from pg2_pipeline.evaluate.feature_cache import cached_call
+
+    return lambda images: cached_call(features, images, store)
 
 
 def _load(item, files, keypoints, scorer: Scorer, problems: list):
