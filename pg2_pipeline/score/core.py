@@ -106,17 +106,20 @@ class ProtocolResult:
     keys: list[tuple[str, str]] = field(default_factory=list)
     fid_stats: object | None = None
     unavailable: dict[str, str] = field(default_factory=dict)  # metric -> why it holds null
+    pending_poses: list = field(default_factory=list)  # (BlazePose work, target keypoints) per batch
 
 
 class Scorer:
     """Accumulates per-pair metrics and FID statistics of every protocol over batches."""
 
     def __init__(self, protocols: list[Protocol], dataset: str, device: torch.device, *, skip: Iterable[str] = (),
-                 lpips_net=None, fid_features: dict[str, Callable[[Tensor], Tensor]] | None = None):  # fmt: skip
+                 lpips_net=None, fid_features: dict[str, Callable[[Tensor], Tensor]] | None = None,
+                 poses=None):  # fmt: skip
         self.protocols, self.dataset, self.device = protocols, dataset, device
         self.skip = set(skip)
         # feature network name (FIDSpec.features) -> images to features
         self.lpips_net, self.fid_features = lpips_net, dict(fid_features or {})
+        self.poses = poses  # an evaluate.pose_pool.PoseRunner (BlazePose in worker processes)
         self.results = {p.name: ProtocolResult() for p in protocols}
         for p in protocols:
             why = self.results[p.name].unavailable
@@ -135,6 +138,12 @@ class Scorer:
                 why.setdefault("fid", f"unavailable: {p.fid.features} {UNAVAILABLE_FID[p.fid.features]}")
             if p.mask_ssim is None or self.dataset not in p.mask_datasets:
                 why.setdefault("mask_ssim", f"not part of the {p.name} protocol on {dataset}")
+            if "pckh" in self.skip:
+                why["pckh"] = "skipped (--skip)"
+            elif not p.pckh:
+                why["pckh"] = f"not part of the {p.name} protocol (its lineage ran OpenPose, not shipped here)"
+            elif poses is None:
+                why["pckh"] = "unavailable: no BlazePose runner"
 
     def accepts(self, size: tuple[int, int]) -> list[str]:
         """The protocols that take generated images of ``size`` (H, W)."""
@@ -178,6 +187,9 @@ class Scorer:
                 result = self.results[p.name]
                 result.fid_stats = _fid_update(result.fid_stats, cache[key])
             result = self.results[p.name]
+            if "pckh" not in why:  # BlazePose runs in the pool while the next batch is scored
+                yx = _keypoints_to(batch.target_yx, tgt_shape, g.size, g.prepare_target)
+                result.pending_poses.append((self.poses.submit(gen.cpu(), reuse=True), yx.float()))
             result.keys.extend(batch.keys)
             for name, values in out.items():
                 result.per_pair.setdefault(name, []).append(values.detach().cpu().numpy().astype(np.float64))
@@ -209,9 +221,38 @@ class Scorer:
                         result.unavailable["fid"] = real
                     else:
                         row["fid"] = round(fid(result.fid_stats, real, method="eigh"), 4)
+            if "pckh" not in result.unavailable:
+                row.update(self._pckh(result))
+            else:
+                row["pckh"] = None
             row["why_null"] = {k: v for k, v in result.unavailable.items() if row.get(k) is None}
             out[p.name] = row
         return out
+
+    def _pckh(self, result: ProtocolResult) -> dict:
+        """PCKh over all pairs, BlazePose's detection rate and PCKh on the detected images (the
+        evaluation's three numbers: low PCKh on blurry outputs is mostly the detector failing)."""
+        from pg2_pipeline.evaluate.pckh import PCKhCounts, pckh, pckh_score
+
+        counts, found = [], []
+        for pending, target_yx in result.pending_poses:
+            yx, detected = self.poses.result(pending)
+            counts.append(pckh(yx, target_yx))
+            found.append(detected)
+        result.pending_poses = []
+        fields = PCKhCounts.__dataclass_fields__
+        pooled = PCKhCounts(*(torch.cat([getattr(c, f) for c in counts]) for f in fields))
+        found_all = torch.cat(found)
+        detected = PCKhCounts(*(getattr(pooled, f)[found_all] for f in fields))
+
+        def score(c):
+            try:
+                return round(pckh_score(c), 6)
+            except ValueError as exc:
+                return f"unavailable: {exc}"
+
+        return {"pckh": score(pooled), "detection_rate": round(float(found_all.float().mean()), 6),
+                "pckh_detected": score(detected) if found_all.any() else "unavailable: no person detected"}  # fmt: skip
 
     def per_pair_columns(self) -> dict[str, dict[tuple[str, str], dict[str, float]]]:
         """{protocol: {(from, to): {metric: value}}}."""

@@ -102,6 +102,9 @@ class Protocol:
     l1: bool = True
     lpips: LPIPSSpec | None = None
     fid: FIDSpec | None = None
+    # PCKh with the project's offline BlazePose (PATN's rule: α = 0.5 of the target head box);
+    # the lineages ran OpenPose, so these numbers are comparable only with each other
+    pckh: bool = False
     sources: tuple[str, ...] = ()
     doc: str = field(default="", compare=False)
 
@@ -147,6 +150,7 @@ PROTOCOLS: dict[str, Protocol] = {
             mask_datasets=("market", "deepfashion"),
             lpips=_ALEX,
             fid=FIDSpec(TF_INCEPTION, "tf1-bilinear-299", "train"),
+            pckh=True,
             sources=("charliememory/Pose-Guided-Person-Image-Generation score.py, score_mask.py",),
             doc=(
                 "Native size (Market 128×64, DeepFashion 256×256), no resize. SSIM: scikit-image defaults on "
@@ -154,7 +158,9 @@ PROTOCOLS: dict[str, Protocol] = {
                 "(the paper's definition; its score_mask.py reads the *condition* mask — the evaluation asset "
                 "reports that variant as mask_ssim_condmask). PG² reports no LPIPS or FID: those columns are the "
                 "project's (AlexNet-LPIPS v0.1; FID with the TF Inception 2015-12-05 pool3, TTUR/pytorch-fid "
-                "style, against the training images) so that this protocol gives the evaluation asset's numbers."
+                "style, against the training images) and PCKh with offline BlazePose (with its detection rate; "
+                "not comparable with the OpenPose-based PCKh of papers), so that this protocol gives the evaluation "
+                "asset's numbers."
             ),
         ),
         Protocol(

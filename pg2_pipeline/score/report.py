@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 
 from pg2_pipeline import fileio
 
-COLUMNS = ("ssim", "mask_ssim", "psnr", "l1", "lpips", "fid")
+COLUMNS = ("ssim", "mask_ssim", "psnr", "l1", "lpips", "fid", "pckh")
 LISTED_PER_KIND = 100  # problems listed in report.md per kind (all of them are in problems.parquet)
 
 

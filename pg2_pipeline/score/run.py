@@ -217,7 +217,12 @@ def score_outputs(
     # generated images featured before (same pixels: e.g. the evaluation's saved outputs) are reused
     stores = {name: feature_store(f, cache_dir, log) for name, f in fid_features.items()}
     cached = {name: _cached(f, stores[name]) for name, f in fid_features.items()}
-    scorer = Scorer(chosen, dataset, dev, skip=skip, lpips_net=lpips_net, fid_features=cached)
+    poses = None
+    if "pckh" not in skip and any(p.pckh for p in chosen):
+        from pg2_pipeline.evaluate.pose_pool import PoseRunner, auto_workers
+
+        poses = PoseRunner.for_evaluation(auto_workers(), cache_dir)
+    scorer = Scorer(chosen, dataset, dev, skip=skip, lpips_net=lpips_net, fid_features=cached, poses=poses)
 
     bar = progress_bar(len(scan.items), "score", "pair", enabled=progress)
     pending: dict[tuple, list] = {}
@@ -237,7 +242,11 @@ def score_outputs(
     real = None
     if real_batches is not None and fid_features:
         real = real_stats_function(real_batches, dataset, dev, fid_features, cache_dir, log)
-    results = scorer.compute(real)
+    try:
+        results = scorer.compute(real)
+    finally:
+        if poses is not None:
+            poses.close()
     for store in stores.values():
         if store is not None:
             store.save()
