@@ -30,7 +30,7 @@ STAGE1 = {"steps": 6, "batch_size": 4, "base_channels": 8, "checkpoint_every": 2
 
 
 def project_copy(source: Path, dest: Path, *skip: str) -> Path:
-    shutil.copytree(source, dest, ignore=shutil.ignore_patterns(*skip, "mlflow.db", "mlartifacts", ".locks"))
+    shutil.copytree(source, dest, ignore=shutil.ignore_patterns(*skip, ".locks"))
     return dest
 
 
@@ -54,17 +54,29 @@ def unfinished(folder: Path) -> list[Path]:
 
 @pytest.fixture(scope="module")
 def stage1_project(tiny_manifests, tmp_path_factory) -> Path:
-    """The manifests, with stage 1 set to 6 steps (checkpoints at 2, 4, 6)."""
-    root = project_copy(tiny_manifests, tmp_path_factory.mktemp("faults") / "base", "stage1", "stage2", "evaluation")
+    """The manifests, with stage 1 set to 6 steps (checkpoints at 2, 4, 6), and an empty MLflow
+    store (its tables made once, not by every copy)."""
+    skip = ("stage1", "stage2", "evaluation", "mlflow.db", "mlartifacts")
+    root = project_copy(tiny_manifests, tmp_path_factory.mktemp("faults") / "base", *skip)
     set_params(root, stage1={"profiles": {"tiny": STAGE1}})
+    setup = "import sys; from pathlib import Path; from pg2_pipeline import tracking, config; " \
+            "root = Path(sys.argv[1]); tracking.setup(config.load_params(root / 'params.yaml'), root)"  # fmt: skip
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+    subprocess.run([sys.executable, "-c", setup, str(root)], env=env, check=True, capture_output=True)
     return root
 
 
 @pytest.fixture(scope="module")
-def uninterrupted(stage1_project, tmp_path_factory) -> dict[str, torch.Tensor]:
-    root = project_copy(stage1_project, tmp_path_factory.mktemp("faults") / "straight")
-    pg2(root, "materialize", "stage1")
-    return load_file(ProjectPaths(root).stage("stage1").weights("g1"))
+def killed_at_export(stage1_project, tmp_path_factory) -> Path:
+    """Stage 1 killed while it wrote its exported G1 — after its whole final checkpoint (step 6),
+    whose G1 is therefore exactly the uninterrupted run's."""
+    root = project_copy(stage1_project, tmp_path_factory.mktemp("faults") / "killed_at_export")
+    pg2(root, "materialize", "stage1", kill=("write", "g1.safetensors"))
+    return root
+
+
+def uninterrupted_g1(killed_at_export: Path) -> dict[str, torch.Tensor]:
+    return ckpt.load_checkpoint(ProjectPaths(killed_at_export).stage("stage1").checkpoint(6))["models"]["g1"]
 
 
 def same(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool:
@@ -72,7 +84,7 @@ def same(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool:
 
 
 def test_kill_during_a_checkpoint_write_resumes_from_the_last_whole_one(
-    stage1_project, uninterrupted, tmp_path, monkeypatch
+    stage1_project, killed_at_export, tmp_path, monkeypatch
 ):
     from dagster import DagsterInstance, DagsterRunStatus
 
@@ -92,29 +104,26 @@ def test_kill_during_a_checkpoint_write_resumes_from_the_last_whole_one(
     assert "stage1: removed 1 unfinished temporary file(s) of a killed write: checkpoints/.step-00000004.pt." in out
     assert "stage1: resuming from step 2 (step-00000002.pt)" in out
     assert not unfinished(files.folder)
-    assert same(load_file(files.weights("g1")), uninterrupted)
+    assert same(load_file(files.weights("g1")), uninterrupted_g1(killed_at_export))
     monkeypatch.setenv("DAGSTER_HOME", str(root / ".dagster_home"))
     # the killed command's Dagster run no longer looks alive (and no longer queues the UI's)
     assert DagsterInstance.get().get_run_by_id(dead.group(1)).status == DagsterRunStatus.FAILURE
 
 
-def test_kill_during_the_weight_export_leaves_no_half_file_and_the_rerun_exports(
-    stage1_project, uninterrupted, tmp_path
-):
-    root = project_copy(stage1_project, tmp_path / "p")
+def test_kill_during_the_weight_export_leaves_no_half_file_and_the_rerun_exports(killed_at_export, tmp_path):
+    root = project_copy(killed_at_export, tmp_path / "p")
     files = ProjectPaths(root).stage("stage1")
-    pg2(root, "materialize", "stage1", kill=("write", "g1.safetensors"))
     assert not files.weights("g1").exists() and [s for s, _ in ckpt.checkpoints(files)] == [2, 4, 6]
     assert [p.name.split(".safetensors.")[0] for p in unfinished(files.folder)] == [".g1"]
 
     out = pg2(root, "materialize", "stage1").stdout
     assert "stage1: resuming from step 6 (step-00000006.pt)" in out
-    assert same(load_file(files.weights("g1")), uninterrupted)
+    assert same(load_file(files.weights("g1")), uninterrupted_g1(killed_at_export))
     assert summaries.read(files.summary, summaries.TrainingSummary).resumed_from_step == 6
 
 
 def test_kill_during_the_parquet_writes_of_pairs_and_manifests_keeps_whole_tables(tiny_manifests, tmp_path):
-    root = project_copy(tiny_manifests, tmp_path / "p", "stage1", "stage2", "evaluation")
+    root = project_copy(tiny_manifests, tmp_path / "p", "stage1", "stage2", "evaluation", "mlflow.db", "mlartifacts")
     paths = ProjectPaths(root)
     tables = [paths.pairs_table, paths.pairs_unused_standard, *(paths.manifest_table(s) for s in SPLITS)]
     before = {t: pq.read_table(t) for t in tables}
@@ -147,7 +156,7 @@ def test_kill_during_registration_then_the_rerun_registers_one_version(tiny_eval
 
     from pg2_pipeline.config import load_params
 
-    root = project_copy(tiny_evaluated[0], tmp_path / "p")
+    root = project_copy(tiny_evaluated[0], tmp_path / "p", "mlflow.db", "mlartifacts")
     paths = ProjectPaths(root)
     run = [sys.executable, "-c", REGISTER]
     env = {**os.environ, "PG2_PROJECT_DIR": str(root)}
