@@ -19,10 +19,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import tempfile
 import time
-from pathlib import Path
 
 import cv2
 import numpy as np
@@ -30,18 +28,12 @@ import torch
 
 from pg2_pipeline.evaluate.fid import InceptionFeatures
 from pg2_pipeline.evaluate.lpips import LPIPS
+from pg2_pipeline.runtime import cpu_model
 from pg2_pipeline.score.core import PairBatch, Scorer
 from pg2_pipeline.score.protocols import PROTOCOLS, ssim_variant
 
 MARKET_PAIRS = 12_000
 BATCH = 32
-
-
-def cpu_model() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor()
 
 
 def batches(n: int, size: tuple[int, int], seed: int = 0) -> list[PairBatch]:

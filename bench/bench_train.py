@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -36,7 +35,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from pg2_pipeline.inputs.batch import Batch
 from pg2_pipeline.models import G1, G2, Discriminator, count_parameters
-from pg2_pipeline.runtime import keep_large_allocations
+from pg2_pipeline.runtime import cpu_model, keep_large_allocations
 from pg2_pipeline.train.stage import make_optimizer
 from pg2_pipeline.train.stage1 import Stage1
 from pg2_pipeline.train.stage2 import Stage2
@@ -188,17 +187,6 @@ def bench_one(
     return rows
 
 
-def cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cpu", help="cpu or cuda[:i]")
@@ -258,7 +246,7 @@ def main(argv: list[str] | None = None) -> None:
     print(
         json.dumps(
             {
-                "device": torch.cuda.get_device_name(device) if on_gpu else cpu_name(),
+                "device": torch.cuda.get_device_name(device) if on_gpu else cpu_model(),
                 "torch": torch.__version__,
                 "threads": None if on_gpu else torch.get_num_threads(),
                 # CPU timings are only comparable on an otherwise idle machine: the 1-minute load

@@ -38,7 +38,7 @@ def print_timings(root: Path, started: float, total: float) -> None:
 
     from dagster import DagsterInstance, RunsFilter
 
-    from pg2_pipeline.train.precision import cpu_model
+    from pg2_pipeline.runtime import cpu_model
 
     rows = []
     setup = os.environ.get("PG2_SETUP_SECONDS")

@@ -134,6 +134,14 @@ FASHION_176 = (256, 176)
 FASHION_256 = (256, 256)
 _ALEX = LPIPSSpec("alex", "0.1", "[-1,1]")
 
+
+def _fashion_176(resize_generated: str, padded: bool) -> Geometry:
+    """DeepFashion at 256×176 (targets: the centre crop of 256×256), 256×256 outputs brought there
+    by ``resize_generated``; ``padded``: white back to 256×256 for SSIM/PSNR/L1 (PATN, DPTN)."""
+    return Geometry(FASHION_176, (FASHION_176, FASHION_256), resize_generated, "crop-width",
+                    pad_to=FASHION_256 if padded else None, pad_value=255)  # fmt: skip
+
+
 PROTOCOLS: dict[str, Protocol] = {
     p.name: p
     for p in (
@@ -170,17 +178,7 @@ PROTOCOLS: dict[str, Protocol] = {
                 ("market", Geometry(MARKET, (MARKET,), "none", "none")),
                 # PATN's DeepFashion: 256×176 crops of the 256×256 images; its scoring pads every tile back to
                 # 256×256 with white (addBounding, 40 px each side) before SSIM (GFLA#42: it inflates SSIM)
-                (
-                    "deepfashion",
-                    Geometry(
-                        FASHION_176,
-                        (FASHION_176, FASHION_256),
-                        "crop-width",
-                        "crop-width",
-                        pad_to=FASHION_256,
-                        pad_value=255,
-                    ),
-                ),  # fmt: skip
+                ("deepfashion", _fashion_176("crop-width", padded=True)),
             ),
             ssim="gaussian",
             mask_ssim="target",
@@ -203,17 +201,7 @@ PROTOCOLS: dict[str, Protocol] = {
                 ("market", Geometry(MARKET, (MARKET,), "none", "none")),
                 # DPTN's form: 256×176 crops, a 256×256 output resized with cv2 (INTER_LINEAR) as DPTN/PIDM do;
                 # SSIM/PSNR/L1 on the white-padded 256×256 (DPTN's pad_256)
-                (
-                    "deepfashion",
-                    Geometry(
-                        FASHION_176,
-                        (FASHION_176, FASHION_256),
-                        "cv2-linear",
-                        "crop-width",
-                        pad_to=FASHION_256,
-                        pad_value=255,
-                    ),
-                ),  # fmt: skip
+                ("deepfashion", _fashion_176("cv2-linear", padded=True)),
             ),
             ssim="win51",
             ssim_extra=("gaussian", "gaussian_s12"),
@@ -239,7 +227,7 @@ PROTOCOLS: dict[str, Protocol] = {
             geometry=(
                 ("market", Geometry(MARKET, (MARKET,), "none", "none")),
                 # outputs resized bicubic with antialias to 256×176, quantised to uint8; targets from the dataset
-                ("deepfashion", Geometry(FASHION_176, (FASHION_176, FASHION_256), "torch-bicubic-aa", "crop-width")),
+                ("deepfashion", _fashion_176("torch-bicubic-aa", padded=False)),
             ),
             ssim="win51",
             ssim_extra=("gaussian",),

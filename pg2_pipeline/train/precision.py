@@ -25,7 +25,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import platform
 import statistics
 import time
 from dataclasses import asdict, dataclass, field
@@ -34,7 +33,7 @@ from pathlib import Path
 import torch
 
 from pg2_pipeline import fileio
-from pg2_pipeline.runtime import Runtime, cpu_has_native_bf16
+from pg2_pipeline.runtime import Runtime, cpu_has_native_bf16, cpu_model
 
 CACHE_VERSION = 1
 # mode -> (precision, channels_last); the measured names of every combination
@@ -85,17 +84,6 @@ class PrecisionChoice:
 def _label(mode: str) -> str:
     precision, channels_last = MODES[mode]
     return precision + ("+cl" if channels_last else "")
-
-
-def cpu_model() -> str:
-    """The CPU's model name (``/proc/cpuinfo``), else what ``platform`` says."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def candidate_modes(precision: str, channels_last: bool | str) -> tuple[list[str], str]:
