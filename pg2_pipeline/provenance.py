@@ -46,8 +46,9 @@ CODE_DEPENDENCIES: dict[str, tuple[str, ...]] = {
     # scores files with the evaluation's metric code (its real set: the evaluation's, from the cache)
     "score": (*_GROUND, *_STANDARD, _P + "data/names.py", _P + "inputs", _P + "imaging.py", _P + "runtime.py",
               _P + "viz.py", _P + "pose/maps.py", _P + "pose/blazepose.py", *_NETWORKS, _P + "models/pg2.py",
-              *(_P + f"evaluate/{m}.py" for m in ("__init__", "fid", "inception_score", "lpips", "metrics", "outputs",
-                                                   "packaged", "pckh", "report", "safe_pickle", "stage")),
+              *(_P + f"evaluate/{m}.py" for m in ("__init__", "feature_cache", "fid", "inception_net",
+                                                   "inception_score", "lpips", "metrics", "outputs", "packaged",
+                                                   "pckh", "pose_pool", "report", "safe_pickle", "stage")),
               _P + "distributed.py", _P + "score"),
 }  # fmt: skip
 

@@ -263,6 +263,9 @@ class EvaluationSummary:
     gate: ChampionGate
     seconds: float
     device: str
+    # how it computed (evaluate.stage.Speed, the pose workers) and seconds per part; empty in
+    # summaries written before it existed
+    speed: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -147,12 +147,34 @@ class InceptionFeatures:
     """pool3 features (B, 2048) float32 of uint8 (or [0, 255] float) RGB images (B, 3, H, W).
 
     Images are moved to the network's device; the network sees at most ``batch_size`` images
-    at a time (the 299×299 activations are large).
+    at a time (the 299×299 activations are large). ``folded`` (default): for the published
+    weights file, :class:`~.inception_net.FoldedInception` computes the same features (to float32
+    rounding, ~1e-6 relative) about twice as fast on CPU; ``False`` runs the TorchScript file.
+    ``protocol``: what the features depend on (:data:`FID_PROTOCOL`, the weights' sha1, the
+    network's input size), the feature cache's key (:mod:`.feature_cache`).
     """
 
-    def __init__(self, path: str | Path | None = None, device: str | torch.device = "cpu", batch_size: int = 32):
+    def __init__(
+        self,
+        path: str | Path | None = None,
+        device: str | torch.device = "cpu",
+        batch_size: int = 32,
+        *,
+        folded: bool = True,
+    ):
         self.device = torch.device(device)
-        self.net = load_inception(path, self.device)
+        scripted = load_inception(path, self.device)
+        file = Path(default_weights_path() if path is None else path)
+        st = file.stat()
+        self.weights_sha1 = _sha1(str(file), st.st_size, st.st_mtime_ns)
+        self.protocol = f"{FID_PROTOCOL}; weights sha1 {self.weights_sha1}; input {INPUT_SIZE}x{INPUT_SIZE}; pool3"
+        self.folded = folded and self.weights_sha1 == WEIGHTS_SHA1  # the port knows only that file
+        if self.folded:
+            from pg2_pipeline.evaluate.inception_net import FoldedInception
+
+            self.net = FoldedInception(scripted).to(self.device)
+        else:
+            self.net = scripted
         self.batch_size = batch_size
 
     @torch.inference_mode()
@@ -352,6 +374,34 @@ def fid(a: FIDStats, b: FIDStats, *, method: str = "sqrtm") -> float:
         method=method,
         _root1=a.sqrt_cov() if method == "eigh" else None,
     )
+    if not math.isfinite(value):
+        raise ValueError(f"FID is not finite ({value})")
+    return value
+
+
+def fid_to_features(real: FIDStats, features: Tensor) -> float:
+    """FID between ``real``'s statistics and the set of (n, d) ``features``; the same value as
+    ``fid(real, FIDStats.from_features([features]))``, computed without a d×d square root when
+    n ≤ d. With A the centred features / √(n − 1), Σ_g = AᵀA, and the nonzero eigenvalues of
+    Σ_r Σ_g = (Σ_r Aᵀ) A are those of the n×n symmetric PSD matrix A Σ_r Aᵀ: so
+    tr (Σ_r Σ_g)^½ = Σ √λ(A Σ_r Aᵀ) (eigenvalues clipped at 0). At n = 200, d = 2048 this takes
+    milliseconds instead of seconds, and it skips the ~1,850 eigenvalues that are zero in exact
+    arithmetic (the d×d route sums the square roots of their rounding noise)."""
+    f = features.detach().to(device="cpu", dtype=torch.float64)
+    n, d = f.shape if f.dim() == 2 else (0, -1)
+    if d != real.mean.shape[0]:
+        raise ValueError(f"features must be (n, {real.mean.shape[0]}), got {tuple(features.shape)}")
+    if n < 2:
+        raise ValueError(f"a covariance needs at least 2 images, got {n}")
+    if n > d:
+        return fid(real, FIDStats.from_features([f], protocol=real.protocol), method="eigh")
+    mean = f.mean(dim=0)
+    a = (f - mean) / math.sqrt(n - 1)  # (n, d)
+    sigma_r = real.cov.cpu()
+    small = a @ sigma_r @ a.T  # (n, n)
+    lam = torch.linalg.eigvalsh((small + small.T) / 2)
+    diff = real.mean.cpu() - mean
+    value = float(diff @ diff + torch.trace(sigma_r) + (a * a).sum() - 2.0 * lam.clamp(min=0).sqrt().sum())
     if not math.isfinite(value):
         raise ValueError(f"FID is not finite ({value})")
     return value

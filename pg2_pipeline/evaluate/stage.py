@@ -10,7 +10,9 @@ run ``evaluation``.
 
 from __future__ import annotations
 
+import dataclasses
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -20,6 +22,7 @@ import torch
 from pg2_pipeline import fileio, summaries
 from pg2_pipeline.distributed import Dist, launch, torchrun_command, world_size
 from pg2_pipeline.evaluate import metrics as M
+from pg2_pipeline.evaluate.feature_cache import ImageStore, cached_call
 from pg2_pipeline.evaluate.inception_score import (
     UNAVAILABLE_REASON,
     Unavailable,
@@ -28,6 +31,7 @@ from pg2_pipeline.evaluate.inception_score import (
 )
 from pg2_pipeline.evaluate.outputs import save_outputs
 from pg2_pipeline.evaluate.pckh import PCKhCounts, pckh, pckh_score
+from pg2_pipeline.evaluate.pose_pool import Pending, PoseRunner, auto_workers
 from pg2_pipeline.evaluate.report import curves_csv, curves_picture, examples_picture, markdown_table, validation_curves
 from pg2_pipeline.imaging import to_numpy_hwc, to_uint8
 from pg2_pipeline.inputs.cache import TensorCache
@@ -92,6 +96,43 @@ def run_evaluation(params, paths, *, progress: bool = True) -> EvaluationSummary
     return summaries.read(paths.evaluation.summary, EvaluationSummary)
 
 
+@dataclass(frozen=True)
+class Speed:
+    """How the evaluation computes, not what: every setting gives the same metrics (FID to
+    float32 rounding of the features, ~1e-6 relative). The defaults are the fast path;
+    :data:`SERIAL` is the evaluation as it was before them (the benchmark's baseline)."""
+
+    # BlazePose processes, which run once the torch work is done (None: one per CPU, at most 8; 0:
+    # in this process, one image at a time). A torchrun worker runs its share in-process.
+    pose_workers: int | None = None
+    # <project>/.pg2_cache/features: the real set's FID statistics, and the Inception features and
+    # BlazePose poses of real images (the copy baseline's condition images, the real targets)
+    feature_cache: bool = True
+    folded_inception: bool = True  # evaluate/inception_net.py's port of the FID network (2x on CPU)
+    low_rank_fid: bool = True  # fid.fid_to_features: an n×n eigenproblem when n ≤ 2048 generated images
+
+
+SERIAL = Speed(pose_workers=0, feature_cache=False, folded_inception=False, low_rank_fid=False)
+
+
+class _Parts:
+    """Seconds spent in each part of the evaluation (this process's wall clock)."""
+
+    def __init__(self):
+        self.seconds: dict[str, float] = {}
+
+    @contextmanager
+    def __call__(self, name: str):
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - start
+
+    def rounded(self) -> dict[str, float]:
+        return {k: round(v, 3) for k, v in self.seconds.items()}
+
+
 @dataclass
 class _Scores:
     """What one test batch contributes: per-pair metrics, set-metric features, pictures."""
@@ -100,89 +141,115 @@ class _Scores:
     fid: dict[str, torch.Tensor] = field(default_factory=dict)  # method -> pool3 features
     logits: dict[str, torch.Tensor] = field(default_factory=dict)  # method[_mask] -> IS logits
     pck: dict[str, tuple[PCKhCounts, torch.Tensor]] = field(default_factory=dict)
+    poses: dict[str, tuple[Pending, torch.Tensor]] = field(default_factory=dict)  # until resolved: -> pck
+    copy_features_reused: int = 0  # copy-baseline images whose Inception features came from the cache
     images: dict[str, np.ndarray] = field(default_factory=dict)
 
 
-def build_evaluation(params, paths, *, dist: Dist | None = None, progress: bool = True) -> EvaluationSummary | None:
+def build_evaluation(
+    params, paths, *, dist: Dist | None = None, progress: bool = True, speed: Speed = Speed()
+) -> EvaluationSummary | None:
     """Scores the test pairs (see the module docstring). Returns the summary; registration is
     done by :func:`pg2_pipeline.registry.publish.publish_evaluation` (the asset calls both).
     With ``dist`` (a torchrun worker) this process scores batches rank, rank + N, ...; rank 0
-    gathers them, merges them in order and writes everything (the others return None)."""
+    gathers them, merges them in order and writes everything (the others return None).
+    ``speed``: how (not what) it computes; BlazePose runs in worker processes after the torch
+    work, and what depends only on real images comes from the feature cache."""
     start = time.perf_counter()
+    parts = _Parts()
     cfg, files = params.evaluation, paths.evaluation
-    device = resolve_device(cfg.device) if dist is None else dist.device(resolve_device(cfg.device))
-    full = PairLoader.from_manifest(paths, "test", 1, shuffle=False, device=device)
-    rows = _subset(len(full.pairs), cfg.max_pairs, params.base.seed)
-    loader = full.subset(rows, min(cfg.batch_size, len(rows)))
-    pg2 = PG2.from_stage_folders(paths.stage("stage1"), paths.stage("stage2"), device)
-    lpips_net, fid_features = _lpips(cfg, device), _fid_features(cfg, device)
-    is_net = load_inception_logits(cfg.inception_logits_weights, device) if cfg.inception_logits_weights else None
-    estimator = _estimator(cfg)
-    nets = (pg2, lpips_net, fid_features, is_net, estimator)
+    cache_dir = paths.local_cache.features if speed.feature_cache else None
+    with parts("setup"):
+        device = resolve_device(cfg.device) if dist is None else dist.device(resolve_device(cfg.device))
+        workers = 0 if dist is not None else (auto_workers() if speed.pose_workers is None else speed.pose_workers)
+        # first: the pose workers load MediaPipe while this process loads the networks
+        poses = PoseRunner.for_evaluation(workers, cache_dir) if cfg.pckh else None
+        full = PairLoader.from_manifest(paths, "test", 1, shuffle=False, device=device)
+        rows = _subset(len(full.pairs), cfg.max_pairs, params.base.seed)
+        loader = full.subset(rows, min(cfg.batch_size, len(rows)))
+        pg2 = PG2.from_stage_folders(paths.stage("stage1"), paths.stage("stage2"), device)
+        lpips_net, fid_features = _lpips(cfg, device), _fid_features(cfg, device, speed.folded_inception)
+        store = _inception_store(fid_features, cache_dir)
+        is_net = load_inception_logits(cfg.inception_logits_weights, device) if cfg.inception_logits_weights else None
+    nets = (pg2, lpips_net, fid_features, is_net, poses, store)
 
     steps = range(loader.steps_per_epoch) if dist is None else range(dist.rank, loader.steps_per_epoch, dist.world)
     main = dist is None or dist.is_main
     bar = progress_bar(len(rows), "evaluation", "pair", enabled=progress and main)
     mine = {}
-    for step in steps:
-        mine[step] = _score_batch(loader, step, cfg, device, nets)
-        bar.update(len(loader.indices(step)[0]) * (dist.world if dist else 1))
-    bar.close()
-    if estimator is not None:
-        estimator.close()
-    if dist is not None:
-        import torch.distributed as torch_dist
+    try:
+        for step in steps:
+            mine[step] = _score_batch(loader, step, cfg, device, nets, parts)
+            bar.update(len(loader.indices(step)[0]) * (dist.world if dist else 1))
+        bar.close()
+        if dist is not None:
+            _resolve_poses(mine, poses, parts)  # futures do not travel; a rank's poses are computed already
+            import torch.distributed as torch_dist
 
-        shards = [None] * dist.world if main else None
-        torch_dist.gather_object(mine, shards, dst=0)
-        if not main:
-            return None
-        mine = {k: v for shard in shards for k, v in shard.items()}
+            shards = [None] * dist.world if main else None
+            torch_dist.gather_object(mine, shards, dst=0)
+            if not main:
+                return None
+            mine = {k: v for shard in shards for k, v in shard.items()}
 
-    # merge in batch order: what one process would have accumulated
-    acc = _Accumulator()
-    fid_gen = dict.fromkeys(METHODS)
-    logits: dict[str, list] = {f"{m}{suffix}": [] for m in METHODS for suffix in ("", "_mask")}
+        # merge in batch order: what one process would have accumulated
+        acc = _Accumulator()
+        fid_gen = {m: _Generated() for m in METHODS}
+        logits: dict[str, list] = {f"{m}{suffix}": [] for m in METHODS for suffix in ("", "_mask")}
+        keep_images: dict[str, list[np.ndarray]] = {m: [] for m in (*METHODS, "condition", "target")}
+        for step in sorted(mine):
+            scores = mine[step]
+            for name, values in scores.per_pair.items():
+                acc.add(name, values)
+            for method, features in scores.fid.items():
+                fid_gen[method].add(features)
+            for key, value in scores.logits.items():
+                logits[key].append(value)
+            for key, value in scores.images.items():
+                keep_images[key].append(value)
+
+        results = {m: _aggregate(acc, m, cfg.ssim_protocol) for m in METHODS}
+        # the real set's Inception before the pose phase: each phase has every core
+
+        def real_batches():
+            return loader_train_images(paths, cfg.fid_real_images, params.base.seed)
+
+        fid_info = _fid(fid_features, fid_gen, real_batches, results, cache_dir, store, parts, speed.low_rank_fid)
+        if fid_info["enabled"]:
+            fid_info["copy_features_reused"] = sum(mine[step].copy_features_reused for step in mine)
+        _resolve_poses(mine, poses, parts)
+    finally:
+        if poses is not None:
+            poses.close(save=main)
+        if store is not None and main:
+            store.save()
     pck: dict[str, list[tuple[PCKhCounts, torch.Tensor]]] = {m: [] for m in (*METHODS, "real")}
-    keep_images: dict[str, list[np.ndarray]] = {m: [] for m in (*METHODS, "condition", "target")}
     for step in sorted(mine):
-        scores = mine[step]
-        for name, values in scores.per_pair.items():
-            acc.add(name, values)
-        for method, features in scores.fid.items():
-            fid_gen[method] = _fid_update(fid_gen[method], features.to(device))
-        for key, value in scores.logits.items():
-            logits[key].append(value)
-        for key, value in scores.pck.items():
+        for key, value in mine[step].pck.items():
             pck[key].append(value)
-        for key, value in scores.images.items():
-            keep_images[key].append(value)
-
-    results = {m: _aggregate(acc, m, cfg.ssim_protocol) for m in METHODS}
-    fid_info = _fid(fid_features, fid_gen, loader_train_images(paths, cfg.fid_real_images, params.base.seed), results)
     _pckh(pck, results)
     _inception(is_net, logits, results)
-    manifest = read_manifest(paths.manifest_table("test")).take(pa.array(rows))
-
-    per_pair = _per_pair_table(manifest, acc)
-    images = {k: np.concatenate(v) for k, v in keep_images.items()}
-    ids = manifest.column("from_id").to_pylist(), manifest.column("to_id").to_pylist()
-    save_outputs(files, *ids, images, cfg.save_outputs)  # pg2 score's files layout (score asset)
-    curves = validation_curves(paths)
-    metrics = EvaluationMetrics(
-        pairs=int(len(rows)),
-        test_pairs_available=int(len(full.pairs)),
-        dataset=params.base.dataset,
-        profile=params.base.profile,
-        ssim_protocol=cfg.ssim_protocol,
-        **{m: results[m] for m in METHODS},
-    )
-    summaries.write_metrics(files.metrics, metrics)
-    fileio.write_bytes(files.per_pair, _parquet_bytes(per_pair))
-    fileio.write_text(files.table, markdown_table(metrics, fid_info))
-    fileio.write_png(files.examples, examples_picture(images, acc.column("stage2.mask_ssim"), cfg.examples))
-    fileio.write_text(files.curves_csv, curves_csv(curves))
-    fileio.write_png(files.curves, curves_picture(curves))
+    with parts("report"):
+        manifest = read_manifest(paths.manifest_table("test")).take(pa.array(rows))
+        per_pair = _per_pair_table(manifest, acc)
+        images = {k: np.concatenate(v) for k, v in keep_images.items()}
+        ids = manifest.column("from_id").to_pylist(), manifest.column("to_id").to_pylist()
+        save_outputs(files, *ids, images, cfg.save_outputs)  # pg2 score's files layout (score asset)
+        curves = validation_curves(paths)
+        metrics = EvaluationMetrics(
+            pairs=int(len(rows)),
+            test_pairs_available=int(len(full.pairs)),
+            dataset=params.base.dataset,
+            profile=params.base.profile,
+            ssim_protocol=cfg.ssim_protocol,
+            **{m: results[m] for m in METHODS},
+        )
+        summaries.write_metrics(files.metrics, metrics)
+        fileio.write_bytes(files.per_pair, _parquet_bytes(per_pair))
+        fileio.write_text(files.table, markdown_table(metrics, fid_info))
+        fileio.write_png(files.examples, examples_picture(images, acc.column("stage2.mask_ssim"), cfg.examples))
+        fileio.write_text(files.curves_csv, curves_csv(curves))
+        fileio.write_png(files.curves, curves_picture(curves))
     summary = EvaluationSummary(
         metrics=metrics,
         fid=fid_info,
@@ -190,53 +257,92 @@ def build_evaluation(params, paths, *, dist: Dist | None = None, progress: bool 
         gate=champion_gate(metrics),
         seconds=round(time.perf_counter() - start, 2),
         device=device.type,
+        speed={
+            **dataclasses.asdict(speed),
+            "pose_workers": workers,
+            "poses_reused": poses.store.reused if poses is not None and poses.store is not None else 0,
+            "seconds_by_part": parts.rounded(),
+        },
     )
     summaries.write(files.summary, summary)
     return summary
 
 
-def _score_batch(loader: PairLoader, step: int, cfg, device: torch.device, nets) -> _Scores:
-    """Every metric of test batch ``step`` for each method (generation included)."""
-    pg2, lpips_net, fid_features, is_net, estimator = nets
+def _score_batch(
+    loader: PairLoader, step: int, cfg, device: torch.device, nets, parts: _Parts | None = None
+) -> _Scores:
+    """Every metric of test batch ``step`` for each method (generation included). BlazePose work
+    is only queued here for a pool (:func:`_resolve_poses` runs it after the torch work); a
+    ``PoseRunner(0)`` computes it here. ``nets``: (pg2, lpips, fid features, IS logits, poses[,
+    per-image feature store]) — bench/gpu_check.py times this function with the first five."""
+    pg2, lpips_net, fid_features, is_net, poses, *rest = nets
+    store = rest[0] if rest else None
+    parts = parts or _Parts()
     h, w = loader.height, loader.width
-    batch = loader.batch(step)
-    sel, _ = loader.indices(step)
-    target_yx = torch.from_numpy(loader.cache.keypoints[loader.pairs[sel, 1]]).to(device)
-    condition_yx = torch.from_numpy(loader.cache.keypoints[loader.pairs[sel, 0]]).to(device)
-    target, condition = to_uint8(batch.target), to_uint8(batch.condition)
-    masks, condition_masks = pose_masks(target_yx, h, w), pose_masks(condition_yx, h, w)
-    outputs = generate(pg2, batch)
+    with parts("generation"):
+        batch = loader.batch(step)
+        sel, _ = loader.indices(step)
+        target_yx = torch.from_numpy(loader.cache.keypoints[loader.pairs[sel, 1]]).to(device)
+        condition_yx = torch.from_numpy(loader.cache.keypoints[loader.pairs[sel, 0]]).to(device)
+        target, condition = to_uint8(batch.target), to_uint8(batch.condition)
+        masks, condition_masks = pose_masks(target_yx, h, w), pose_masks(condition_yx, h, w)
+        outputs = generate(pg2, batch)
     out = _Scores()
+    if poses is not None:
+        with parts("blazepose"):  # in-process BlazePose runs here; a pool's work is only queued
+            # the copy baseline's images and the targets are real images: their poses may be cached
+            for method, generated in outputs.items():
+                out.poses[method] = (poses.submit(generated, reuse=method == "copy"), target_yx.cpu())
+            out.poses["real"] = (poses.submit(target, reuse=True), target_yx.cpu())
 
     def add(name: str, values: torch.Tensor) -> None:
         out.per_pair[name] = values.detach().cpu().numpy().astype(np.float64)
 
     for method, generated in outputs.items():
-        for protocol in SSIM_NAMES:
-            add(f"{method}.ssim_{protocol}", M.ssim(generated, target, protocol))
-        add(f"{method}.mask_ssim", M.ssim(generated, target, cfg.ssim_protocol, mask=masks))
-        # what the reference scoring script computes: masks of the *condition* pose
-        add(f"{method}.mask_ssim_condmask", M.ssim(generated, target, cfg.ssim_protocol, mask=condition_masks))
-        add(f"{method}.psnr", M.psnr(generated, target))
-        add(f"{method}.l1", M.l1(generated, target))
-        # the copy detector: how close the output is to the condition image it was given
-        add(f"{method}.ssim_to_condition", M.ssim(generated, condition, cfg.ssim_protocol))
-        add(f"{method}.l1_to_condition", M.l1(generated, condition))
+        with parts("ssim"):  # with PSNR and L1
+            for protocol in SSIM_NAMES:
+                add(f"{method}.ssim_{protocol}", M.ssim(generated, target, protocol))
+            add(f"{method}.mask_ssim", M.ssim(generated, target, cfg.ssim_protocol, mask=masks))
+            # what the reference scoring script computes: masks of the *condition* pose
+            add(f"{method}.mask_ssim_condmask", M.ssim(generated, target, cfg.ssim_protocol, mask=condition_masks))
+            add(f"{method}.psnr", M.psnr(generated, target))
+            add(f"{method}.l1", M.l1(generated, target))
+            # the copy detector: how close the output is to the condition image it was given
+            add(f"{method}.ssim_to_condition", M.ssim(generated, condition, cfg.ssim_protocol))
+            add(f"{method}.l1_to_condition", M.l1(generated, condition))
         if lpips_net is not None:
-            add(f"{method}.lpips", lpips_net.score(generated, target))
+            with parts("lpips"):
+                add(f"{method}.lpips", lpips_net.score(generated, target))
         if fid_features is not None:
-            out.fid[method] = fid_features(generated).cpu()
+            with parts("inception"):
+                # the copy baseline's outputs are real test images: their features may be cached
+                reuse = store if method == "copy" else None
+                before = store.reused if reuse is not None else 0
+                out.fid[method] = cached_call(fid_features, generated, reuse).cpu()
+                out.copy_features_reused += (store.reused - before) if reuse is not None else 0
         if is_net is not None:
-            out.logits[method] = is_net(generated).cpu()
-            out.logits[f"{method}_mask"] = is_net(M.apply_mask(generated, masks)).cpu()
-        if estimator is not None:
-            out.pck[method] = _estimate(estimator, generated, target_yx)
+            with parts("inception_logits"):
+                out.logits[method] = is_net(generated).cpu()
+                out.logits[f"{method}_mask"] = is_net(M.apply_mask(generated, masks)).cpu()
         out.images[method] = to_numpy_hwc(generated)
-    if estimator is not None:
-        out.pck["real"] = _estimate(estimator, target, target_yx)
     out.images["condition"] = to_numpy_hwc(batch.condition)
     out.images["target"] = to_numpy_hwc(target)
     return out
+
+
+def _resolve_poses(mine: dict[int, _Scores], poses: PoseRunner | None, parts: _Parts) -> None:
+    """Runs the submitted BlazePose work on the workers (the torch work is done: they have the
+    cores) and turns it into PCKh counts (in place)."""
+    if poses is None:
+        return
+    with parts("blazepose"):
+        poses.dispatch([pending for step in sorted(mine) for pending, _ in mine[step].poses.values()])
+        for step in sorted(mine):
+            scores = mine[step]
+            for key, (pending, target_yx) in scores.poses.items():
+                yx, found = poses.result(pending)
+                scores.pck[key] = (pckh(yx, target_yx), found)
+            scores.poses = {}
 
 
 # ------------------------------------------------------------------------------------ parts
@@ -250,18 +356,45 @@ def _lpips(cfg, device):
     return LPIPS.pretrained(device=device)
 
 
-def _fid_features(cfg, device):
+def _fid_features(cfg, device, folded: bool = True):
     if not cfg.fid:
         return None
     from pg2_pipeline.evaluate.fid import InceptionFeatures
 
-    return InceptionFeatures(device=device, batch_size=32)
+    return InceptionFeatures(device=device, batch_size=32, folded=folded)
 
 
-def _fid_update(stats, features: torch.Tensor):
-    from pg2_pipeline.evaluate.fid import FIDStats
+def _estimator(cfg) -> PoseRunner | None:
+    """BlazePose in this process (for :func:`_score_batch` without a pool: bench/gpu_check.py)."""
+    return PoseRunner(0) if cfg.pckh else None
 
-    return (stats or FIDStats.empty(features.shape[1], features.device)).update(features)
+
+def _inception_store(features, cache_dir) -> ImageStore | None:
+    """Per-image Inception features of real images (copy baseline, real set), by content."""
+    if features is None or cache_dir is None:
+        return None
+    from pg2_pipeline.evaluate.fid import FEATURE_DIM
+
+    return ImageStore(cache_dir, "inception", features.protocol, FEATURE_DIM)
+
+
+class _Generated:
+    """A generated set's FID statistics, streamed, and its features while there are at most
+    2,048 of them (then :func:`~.fid.fid_to_features` needs no 2048×2048 square root)."""
+
+    def __init__(self):
+        self.stats = None
+        self.features: list[torch.Tensor] | None = []
+
+    def add(self, features: torch.Tensor) -> None:
+        from pg2_pipeline.evaluate.fid import FEATURE_DIM, FIDStats
+
+        features = features.cpu()
+        self.stats = (self.stats or FIDStats.empty(features.shape[1])).update(features)
+        if self.features is not None:
+            self.features.append(features)
+            if self.stats.n > FEATURE_DIM:
+                self.features = None
 
 
 def loader_train_images(paths, limit: int | None, seed: int):
@@ -273,38 +406,34 @@ def loader_train_images(paths, limit: int | None, seed: int):
         yield torch.from_numpy(np.ascontiguousarray(cache.images[chunk])).permute(0, 3, 1, 2)
 
 
-def _fid(features, generated: dict, real_batches, results: dict) -> dict:
-    from pg2_pipeline.evaluate.fid import FID_PROTOCOL, FIDStats, fid
+def _fid(features, generated: dict, real_batches, results: dict, cache_dir, store, parts: _Parts, low_rank: bool):
+    from pg2_pipeline.evaluate.feature_cache import real_stats
+    from pg2_pipeline.evaluate.fid import FID_PROTOCOL, fid, fid_to_features
 
     if features is None:
         for m in METHODS:
             results[m]["fid"] = "disabled (params evaluation.fid: false)"
         return {"enabled": False}
-    real = FIDStats.from_features(features(b) for b in real_batches)
-    for m in METHODS:
-        results[m]["fid"] = round(fid(generated[m], real, method="eigh"), 4)
+    with parts("inception_real"):
+        real, cache = real_stats(real_batches, features, cache_dir, store=store)
+    with parts("fid_distance"):
+        for m in METHODS:
+            g = generated[m]
+            if not low_rank:
+                value = fid(g.stats, real, method="eigh")  # as before Speed (three 2048² roots)
+            elif g.features is not None:
+                value = fid_to_features(real, torch.cat(g.features))
+            else:  # more images than feature dimensions: the real set's root, computed once
+                value = fid(real, g.stats, method="eigh")
+            results[m]["fid"] = round(value, 4)
     return {
         "enabled": True,
         "protocol": FID_PROTOCOL,
         "real_images": int(real.n),
         "real_set": "training images (tensor cache)",
-        "generated_images": int(generated["stage2"].n),
+        "generated_images": int(generated["stage2"].stats.n),
+        "real_set_cache": cache.as_dict(),  # hit / miss / off, and the key of .pg2_cache/features/real-<key>.npz
     }
-
-
-def _estimator(cfg):
-    if not cfg.pckh:
-        return None
-    from pg2_pipeline.pose.blazepose import BlazePoseEstimator
-
-    return BlazePoseEstimator()
-
-
-def _estimate(estimator, images: torch.Tensor, target_yx: torch.Tensor) -> tuple[PCKhCounts, torch.Tensor]:
-    """PCKh counts of BlazePose on ``images`` vs the targets, and which images it found a person in."""
-    estimates = [estimator.estimate(np.ascontiguousarray(im)) for im in to_numpy_hwc(images)]
-    yx = torch.from_numpy(np.stack([e.yx for e in estimates]))
-    return pckh(yx, target_yx.cpu()), torch.tensor([e.person_found for e in estimates])
 
 
 def _score(counts: PCKhCounts) -> float | str:

@@ -341,3 +341,31 @@ class BlazePoseEstimator:
             visibility_threshold=opts.visibility_threshold,
         )
         return PoseEstimate(yx=yx, score=score, person_found=True, segmentation=segmentation)
+
+
+# ------------------------------------------------------------------------- batches, worker processes
+
+POSE_VECTOR = NUM_JOINTS * 2 + 1  # one image's pose as a flat row: (y, x) of 18 joints, then person_found
+_WORKER_ESTIMATOR: BlazePoseEstimator | None = None  # the estimator of a worker process
+
+
+def estimate_batch(images_hwc: np.ndarray, estimator: BlazePoseEstimator | None = None) -> np.ndarray:
+    """(B, POSE_VECTOR) float32 poses of uint8 (B, H, W, 3) RGB images, one image at a time;
+    ``estimator`` defaults to this worker process's (:func:`init_worker`)."""
+    estimator = estimator or _WORKER_ESTIMATOR
+    if estimator is None:
+        raise RuntimeError("estimate_batch without an estimator: call init_worker in this process first")
+    out = np.empty((len(images_hwc), POSE_VECTOR), np.float32)
+    for i, image in enumerate(images_hwc):
+        pose = estimator.estimate(image)
+        out[i, :-1] = pose.yx.reshape(-1)
+        out[i, -1] = float(pose.person_found)
+    return out
+
+
+def init_worker(options: dict[str, Any]) -> None:
+    """A worker process's initializer: one estimator for its life, one OpenCV thread (the
+    upscale's resize), so that N workers use N cores. Importing this module imports no torch."""
+    global _WORKER_ESTIMATOR
+    cv2.setNumThreads(1)
+    _WORKER_ESTIMATOR = BlazePoseEstimator(BlazePoseOptions(**options))

@@ -13,10 +13,12 @@ import pg2_pipeline.evaluate.fid as fidmod
 from pg2_pipeline.evaluate.fid import (
     FEATURE_DIM,
     FID_PROTOCOL,
+    WEIGHTS_SHA1,
     FIDStats,
     InceptionFeatures,
     default_weights_path,
     fid,
+    fid_to_features,
     frechet_distance,
     load_inception,
     tf_bilinear_resize,
@@ -148,3 +150,33 @@ def test_default_weights_are_checked(monkeypatch, tmp_path):
     monkeypatch.setattr(fidmod, "default_weights_path", lambda: fake)
     with pytest.raises(ValueError, match="sha1"):
         load_inception()
+
+
+def test_folded_network_computes_the_torchscript_features(features, real_features):
+    """The port (evaluate/inception_net.py): batch norms folded, channels-last, fused conv+ReLU
+    — the file's function to float32 rounding, on photographs and on noise."""
+    assert features.folded and features.weights_sha1 == WEIGHTS_SHA1
+    assert WEIGHTS_SHA1 in features.protocol and FID_PROTOCOL in features.protocol
+    scripted = InceptionFeatures(device="cpu", batch_size=N, folded=False)
+    assert not scripted.folded and scripted.protocol == features.protocol  # one protocol, one cache key
+    noise = torch.from_numpy(np.random.default_rng(4).integers(0, 256, (N, 3, 128, 64), dtype=np.uint8))
+    for images, folded in ((torch.from_numpy(crops(N)), real_features), (noise, features(noise))):
+        reference = scripted(images)
+        assert float((folded - reference).norm() / reference.norm()) < 1e-5
+        torch.testing.assert_close(folded, reference, rtol=1e-4, atol=1e-4)
+
+
+def test_fid_to_features_is_the_distance_without_the_large_root():
+    rng = np.random.default_rng(5)
+    d = 48
+    real = FIDStats.from_features([torch.from_numpy(rng.normal(size=(300, d)) @ rng.normal(size=(d, d)) * 0.2)])
+    for n in (5, 30, 48, 80):  # below, at and above the feature dimension
+        f = torch.from_numpy(rng.normal(0.3, 1.2, (n, d)))
+        exact = fid(real, FIDStats.from_features([f]), method="sqrtm")
+        # rounding only: at n = 5 sqrtm is off the 40-digit value by 1.4e-8 relative, this by 3.5e-9
+        assert fid_to_features(real, f) == pytest.approx(exact, rel=1e-7), n
+    assert fid_to_features(real, real_sample := torch.from_numpy(rng.normal(size=(2, d)))) > 0
+    with pytest.raises(ValueError, match="at least 2"):
+        fid_to_features(real, real_sample[:1])
+    with pytest.raises(ValueError, match=f"\\(n, {d}\\)"):
+        fid_to_features(real, torch.zeros(4, d + 1))
