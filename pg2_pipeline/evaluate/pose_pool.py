@@ -3,13 +3,14 @@
 MediaPipe runs one image at a time on one core (~16-32 ms of CPU per 128×64 image). A pool of
 ``workers`` processes is started once per evaluation (each builds its estimator once, while the
 main process loads its networks); batches are handed over as they are generated
-(:meth:`PoseRunner.submit`) but only sent to the workers by :meth:`PoseRunner.dispatch`, which the
-evaluation calls when its torch work is done. Measured on 2 cores: BlazePose running *beside*
-the main process's torch work (2 threads) made that work several times slower (OpenMP threads
-wait at every barrier for the one the worker displaced: SSIM 3 s → 88 s), so the two phases take
-the cores in turn, each using all of them. ``workers=0`` runs BlazePose in this process at
-submission (the serial path). The estimates are the same either way (one MediaPipe graph per
-process, static-image mode: no state between images).
+(:meth:`PoseRunner.submit`) but only sent to the workers by :meth:`PoseRunner.dispatch` (or the
+first :meth:`PoseRunner.result`), which the evaluation calls when its torch work is done.
+Measured on 2 cores: BlazePose running *beside* the main process's torch work (2 threads) made
+that work several times slower (OpenMP threads wait at every barrier for the one a worker
+displaced: SSIM 3 s → 88 s), so the two phases take the cores in turn, each using all of them.
+``workers=0`` runs BlazePose in this process at submission (the serial path). The estimates are
+the same either way (one MediaPipe graph per process, static-image mode: no state between
+images).
 
 Processes are spawned, not forked: the main process has OpenMP threads running, which a fork
 would copy into a broken state. A worker runs :func:`pg2_pipeline.pose.blazepose.estimate_batch`
@@ -85,6 +86,7 @@ class PoseRunner:
         self.options = options or BlazePoseOptions()
         self.workers, self.store = workers, store
         self._pool = self._estimator = None
+        self._queued: list[Pending] = []  # submitted to a pool, not yet dispatched
         if workers > 0:
             self._pool = ProcessPoolExecutor(
                 workers,
@@ -114,18 +116,22 @@ class PoseRunner:
         todo = images[torch.from_numpy(~found).to(images.device)] if found.any() else images
         hwc = np.ascontiguousarray(todo.permute(0, 2, 3, 1).cpu().numpy())
         pending = Pending(found, vectors, digests, hwc if len(hwc) else None)
-        if self._pool is None and pending.images is not None:
-            pending.work, pending.images = estimate_batch(pending.images, self._estimator), None
+        if pending.images is not None:
+            if self._pool is None:
+                pending.work, pending.images = estimate_batch(pending.images, self._estimator), None
+            else:
+                self._queued.append(pending)
         return pending
 
-    def dispatch(self, pendings: list[Pending]) -> None:
-        """Sends the submitted images to the workers (one task per batch, in order)."""
-        for p in pendings:
-            if p.images is not None and p.work is None and self._pool is not None:
-                p.work, p.images = self._pool.submit(estimate_batch, p.images), None
+    def dispatch(self) -> None:
+        """Sends every queued batch to the workers (one task per batch, in submission order)."""
+        for p in self._queued:
+            p.work, p.images = self._pool.submit(estimate_batch, p.images), None
+        self._queued.clear()
 
     def result(self, pending: Pending) -> tuple[Tensor, Tensor]:
-        self.dispatch([pending])
+        """The batch's poses (the first call dispatches the whole queue, so the workers share it)."""
+        self.dispatch()
         vectors = pending.vectors.copy()
         if pending.work is not None:
             computed = pending.work.result() if isinstance(pending.work, Future) else pending.work

@@ -336,7 +336,7 @@ def _resolve_poses(mine: dict[int, _Scores], poses: PoseRunner | None, parts: _P
     if poses is None:
         return
     with parts("blazepose"):
-        poses.dispatch([pending for step in sorted(mine) for pending, _ in mine[step].poses.values()])
+        poses.dispatch()
         for step in sorted(mine):
             scores = mine[step]
             for key, (pending, target_yx) in scores.poses.items():
