@@ -8,6 +8,8 @@ pg2 report                          what the pipeline has made so far, and where
 pg2 params                          print the resolved parameters (after overrides)
 pg2 generate --model URI --image person.jpg (--pose pose.json | --pose-from other.jpg) -o out.png
                                     pose transfer with a registered generator
+pg2 score GENERATED -o OUT [--layout auto|files|strip|csv] [--protocol NAME ...] [--skip fid,...]
+                                    score any method's outputs under every named protocol
 pg2 serve [--model URI] [--host 127.0.0.1] [--port 7860]
                                     the pose-transfer page and its JSON API (POST /api/generate)
 """
@@ -136,7 +138,7 @@ def _demo() -> int:
     if not dvc.exists():
         print(f"error: {dvc} not found; run `make setup` (scripts/bootstrap.sh) first", file=sys.stderr)
         return 2
-    start = time.perf_counter()
+    start, started = time.perf_counter(), time.time()
     print("==> dvc repro: runs every stage whose code, params or inputs changed", flush=True)
     with contextlib.ExitStack() as held:
         if (refused := _hold_every_asset(root, held)) is not None:
@@ -149,7 +151,9 @@ def _demo() -> int:
 
     print_report(root)
     _demo_example(root)
-    print(f"\ndemo finished in {time.perf_counter() - start:.0f} s")
+    from pg2_pipeline.demo import print_timings
+
+    print_timings(root, started, time.perf_counter() - start)
     return 0
 
 
@@ -166,6 +170,25 @@ def _params() -> int:
     params = load_params(find_project_root() / "params.yaml")
     print(json.dumps(params.to_dict(), indent=2))
     return 0
+
+
+def _score_parser(sub) -> None:
+    c = sub.add_parser("score", help="score any method's outputs under every named protocol, side by side")
+    c.add_argument("generated", help="folder of generated images (or a CSV with from,to,generated)")
+    c.add_argument("-o", "--output", required=True, help="folder for metrics.json, per_pair.parquet, report.md")
+    c.add_argument("--layout", default="auto", choices=("auto", "files", "strip", "csv"))
+    c.add_argument("--tiles", type=int, help="strip layout: tiles per image (PATN 5, Deformable GAN 3)")
+    c.add_argument("--generated-tile", type=int, help="strip layout: 0-based index of the generated tile")
+    c.add_argument("--dataset", choices=("market", "deepfashion"), help="default: the project's base.dataset")
+    c.add_argument("--images", help="dataset root with the target images (default: the project's image_index.root)")
+    c.add_argument("--pairs", help="from,to CSV of the pairs to expect (default: the standard test pairs)")
+    c.add_argument("--protocol", action="append", help="pg2, patn, gfla, cfld (repeatable; default: all)")
+    c.add_argument("--skip", help="comma-separated metrics to leave out: fid, lpips, pckh, mask_ssim")
+    c.add_argument("--real", help="folder of real images for FID (default: the project's training images)")
+    c.add_argument("--fid-real-images", type=int, help="seeded subset of the real set (default: the evaluation's)")
+    c.add_argument("--fid-weights", help="TorchScript torchvision ImageNet Inception-v3 (the gfla / cfld FID)")
+    c.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    c.add_argument("--no-mlflow", action="store_true", help="do not log an MLflow run (inside a project)")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -194,8 +217,13 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--port", type=int, default=7860)
     s.add_argument("--threads", type=int, default=1, help="torch compute threads (default 1: steady on a busy machine)")
     s.add_argument("--tracking-uri", help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else the project's)")
+    _score_parser(sub)
     args = parser.parse_args(argv)
 
+    if args.command == "score":
+        from pg2_pipeline.score.project import score_command
+
+        return score_command(args)
     if args.command == "generate":
         return _generate(args)
     if args.command == "serve":
