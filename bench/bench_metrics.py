@@ -6,7 +6,9 @@ Run: ``.venv/bin/python bench/bench_metrics.py`` — prints one JSON object:
   per-pair ``skimage.metrics.structural_similarity`` loop with the same protocol's arguments,
   per protocol, at 128×64 (Market) and 256×256 (DeepFashion), and the speed-up;
 * ``lpips``: AlexNet-LPIPS pairs/s at both sizes;
-* ``fid_features``: TF-Inception pool3 images/s (resize to 299 included) at both sizes.
+* ``fid_features``: TF-Inception pool3 images/s (resize to 299 included) at both sizes, of the
+  network the evaluation runs (``folded``: evaluate/inception_net.py) and of the TorchScript file
+  as shipped (``torchscript``, the baseline), with the speed-up.
 
 Each rate is the median of ``REPEATS`` timed runs of at least ``MIN_SECONDS`` after a warm-up,
 on ``THREADS`` CPU threads (and on CUDA too when one is present). Small counts: a couple of
@@ -17,7 +19,6 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import statistics
 import sys
 import time
@@ -34,6 +35,7 @@ if str(ROOT) not in sys.path:
 from pg2_pipeline.evaluate.fid import InceptionFeatures  # noqa: E402
 from pg2_pipeline.evaluate.lpips import LPIPS  # noqa: E402
 from pg2_pipeline.evaluate.metrics import SSIM_PROTOCOLS, ssim  # noqa: E402
+from pg2_pipeline.runtime import cpu_model  # noqa: E402
 from tests.evaluate.reference_ssim import skimage_ssim  # noqa: E402
 
 THREADS = 2
@@ -98,12 +100,20 @@ def bench_lpips(device: str, sync) -> dict:
 
 
 def bench_fid(device: str, sync) -> dict:
-    features = InceptionFeatures(device=device, batch_size=NN_BATCH)
+    nets = {
+        k: InceptionFeatures(device=device, batch_size=NN_BATCH, folded=k == "folded")
+        for k in ("folded", "torchscript")
+    }
     out = {}
     for name, size in SIZES.items():
         g, _ = _pairs(size, NN_BATCH)
         g = g.to(device)
-        out[name] = {"images_per_s": _rate(lambda: features(g), len(g), sync), "batch": len(g)}
+        rates = {k: _rate(lambda f=f: f(g), len(g), sync) for k, f in nets.items()}
+        out[name] = {
+            "images_per_s": rates,
+            "speedup": round(rates["folded"] / rates["torchscript"], 2),
+            "batch": len(g),
+        }
     return out
 
 
@@ -115,7 +125,7 @@ def main() -> None:
     result = {
         "threads": THREADS,
         "torch": torch.__version__,
-        "cpu": platform.processor() or platform.machine(),
+        "cpu": cpu_model(),
         "cpu_count": os.cpu_count(),
         "load_average_1min": round(os.getloadavg()[0], 2),
         "ssim_batch": SSIM_BATCH,
