@@ -159,18 +159,26 @@ def build_evaluation(
     parts = _Parts()
     cfg, files = params.evaluation, paths.evaluation
     cache_dir = paths.local_cache.features if speed.feature_cache else None
+    poses = None
     with parts("setup"):
         device = resolve_device(cfg.device) if dist is None else dist.device(resolve_device(cfg.device))
         workers = 0 if dist is not None else (auto_workers() if speed.pose_workers is None else speed.pose_workers)
-        # first: the pose workers load MediaPipe while this process loads the networks
-        poses = PoseRunner.for_evaluation(workers, cache_dir) if cfg.pckh else None
-        full = PairLoader.from_manifest(paths, "test", 1, shuffle=False, device=device)
-        rows = _subset(len(full.pairs), cfg.max_pairs, params.base.seed)
-        loader = full.subset(rows, min(cfg.batch_size, len(rows)))
-        pg2 = PG2.from_stage_folders(paths.stage("stage1"), paths.stage("stage2"), device)
-        lpips_net, fid_features = _lpips(cfg, device), _fid_features(cfg, device, speed.folded_inception)
-        store = _inception_store(fid_features, cache_dir)
-        is_net = load_inception_logits(cfg.inception_logits_weights, device) if cfg.inception_logits_weights else None
+        try:
+            # first: the pose workers load MediaPipe while this process loads the networks
+            poses = PoseRunner.for_evaluation(workers, cache_dir) if cfg.pckh else None
+            full = PairLoader.from_manifest(paths, "test", 1, shuffle=False, device=device)
+            rows = _subset(len(full.pairs), cfg.max_pairs, params.base.seed)
+            loader = full.subset(rows, min(cfg.batch_size, len(rows)))
+            pg2 = PG2.from_stage_folders(paths.stage("stage1"), paths.stage("stage2"), device)
+            lpips_net, fid_features = _lpips(cfg, device), _fid_features(cfg, device, speed.folded_inception)
+            store = _inception_store(fid_features, cache_dir)
+            is_net = (
+                load_inception_logits(cfg.inception_logits_weights, device) if cfg.inception_logits_weights else None
+            )
+        except BaseException:
+            if poses is not None:  # no worker processes left behind by a missing input
+                poses.close(save=False)
+            raise
     nets = (pg2, lpips_net, fid_features, is_net, poses, store)
 
     steps = range(loader.steps_per_epoch) if dist is None else range(dist.rank, loader.steps_per_epoch, dist.world)
