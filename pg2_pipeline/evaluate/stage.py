@@ -6,6 +6,12 @@ Outputs (assets/evaluation/): ``metrics.json`` (DVC metrics), ``curves.csv`` (DV
 ``report/metrics.md``, ``report/per_pair.parquet``, ``report/examples.png`` (best / median /
 worst), ``report/curves.png`` (metrics over checkpoints); everything is also logged to the MLflow
 run ``evaluation``.
+
+How it runs (:class:`Speed`; none of it changes a number beyond float32 rounding of FID features):
+the torch work first — per batch: generation, SSIM / PSNR / L1, LPIPS, Inception features — then
+the real set's statistics (from ``.pg2_cache/features`` when this machine has computed them for
+the same images and protocol), then BlazePose on every queued batch in worker processes that have
+the cores to themselves. The summary's ``speed`` records the seconds of each part.
 """
 
 from __future__ import annotations
