@@ -203,9 +203,14 @@ def time_modes(stage_cls, params, paths, loader, device: torch.device, modes: li
         for round_ in range(MAX_ROUNDS):
             if round_ >= MIN_ROUNDS and time.perf_counter() - started > BUDGET_SECONDS:
                 break
-            for mode, stage in stages.items():
+            for mode, stage in list(stages.items()):
                 t0 = time.perf_counter()
-                _checked_step(stage, batches[mode][round_ % 2])
+                try:
+                    _checked_step(stage, batches[mode][round_ % 2])
+                except Exception as exc:  # noqa: BLE001 — e.g. a loss that diverges in this mode
+                    failures.append(f"{_label(mode)} failed ({type(exc).__name__}: {exc}), left out")
+                    del stages[mode], seconds[mode]
+                    continue
                 seconds[mode].append(time.perf_counter() - t0)
         return {m: batch_size / statistics.median(s) for m, s in seconds.items() if s}, failures
     finally:

@@ -145,3 +145,20 @@ def test_cuda_rule_without_timing(setup, monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
     choice = P.choose_precision(Stage1, params, paths, loader, torch.device("cuda"), log=pytest.fail)
     assert (choice.precision, choice.channels_last, choice.how) == ("bf16", True, "cuda")
+
+
+def test_a_loss_that_diverges_while_timing_leaves_the_mode_out_instead_of_crashing(setup, monkeypatch):
+    real_step = Stage1.step
+    calls = {"n": 0}
+
+    def step(self, batch, return_images=False):
+        calls["n"] += 1
+        result = real_step(self, batch, return_images)
+        if calls["n"] > 4:  # past every mode's warm-up: the timed rounds diverge (lr 1e30 does this)
+            result["loss_G1"] = float("nan")
+        return result
+
+    monkeypatch.setattr(Stage1, "step", step)
+    choice, _ = choose(setup)
+    assert (choice.precision, choice.channels_last, choice.how) == ("fp32", False, "fallback")
+    assert "loss_G1 is nan" in choice.reason
