@@ -25,9 +25,11 @@ def median_pair(paths: ProjectPaths) -> tuple[dict, int, float, int]:
     scores = scores.sort_values([f"stage2_ssim_{protocol}", "pair_id"]).reset_index(drop=True)
     middle = (len(scores) - 1) // 2
     pair_id, ssim = int(scores.pair_id[middle]), float(scores[f"stage2_ssim_{protocol}"][middle])
+    import pyarrow.compute as pc
+
     manifest = read_manifest(paths.manifest_table("test"))
-    rows = [r for r in manifest.to_pylist() if r["pair_id"] == pair_id]
-    return rows[0], middle + 1, ssim, len(scores)
+    row = manifest.filter(pc.equal(manifest.column("pair_id"), pair_id)).to_pylist()[0]
+    return row, middle + 1, ssim, len(scores)
 
 
 def print_timings(root: Path, started: float, total: float) -> None:

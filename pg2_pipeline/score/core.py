@@ -87,12 +87,13 @@ def _keypoints_to(yx: Tensor, shape: tuple[int, int], size: tuple[int, int], how
     return out
 
 
-def _pad(images: Tensor, geometry: Geometry) -> Tensor:
+def _pad(images: Tensor, geometry: Geometry, value: int | None = None) -> Tensor:
+    """``images`` centred on the protocol's canvas, filled with ``value`` (default its pad value)."""
     if geometry.pad_to is None or tuple(images.shape[-2:]) == tuple(geometry.pad_to):
         return images
     (h, w), (H, W) = images.shape[-2:], geometry.pad_to
     top, left = (H - h) // 2, (W - w) // 2
-    out = images.new_full((*images.shape[:-2], H, W), geometry.pad_value)
+    out = images.new_full((*images.shape[:-2], H, W), geometry.pad_value if value is None else value)
     out[..., top : top + h, left : left + w] = images
     return out
 
@@ -153,8 +154,9 @@ class Scorer:
     def update(self, batch: PairBatch) -> None:
         shared: dict[tuple, dict[str, Tensor]] = {}  # preparation -> lpips / features of this batch
         gen_shape, tgt_shape = tuple(batch.generated.shape[-2:]), tuple(batch.target.shape[-2:])
+        accepting = self.accepts(gen_shape)
         for p in self.protocols:
-            if p.name not in self.accepts(gen_shape):
+            if p.name not in accepting:
                 continue
             g = p.on(self.dataset)
             why, out = self.results[p.name].unavailable, {}
@@ -169,7 +171,7 @@ class Scorer:
                 yx = batch.target_yx if p.mask_ssim == "target" else batch.condition_yx
                 masks = M.target_pose_masks(_keypoints_to(yx, tgt_shape, g.size, g.prepare_target).to(self.device),
                                             *g.size)  # fmt: skip
-                padded = _pad(masks.to(torch.uint8), dataclass_replace_pad(g, 0)).bool()
+                padded = _pad(masks.to(torch.uint8), g, value=0).bool()
                 out["mask_ssim"] = M.ssim(gen_p, tgt_p, ssim_variant(p.ssim), mask=padded)
             if p.psnr:
                 out["psnr"] = M.psnr(gen_p, tgt_p)
@@ -262,12 +264,6 @@ class Scorer:
             columns = {k: np.concatenate(v) for k, v in result.per_pair.items()}
             table[p.name] = {key: {k: float(c[i]) for k, c in columns.items()} for i, key in enumerate(result.keys)}
         return table
-
-
-def dataclass_replace_pad(geometry: Geometry, value: int) -> Geometry:
-    import dataclasses
-
-    return dataclasses.replace(geometry, pad_value=value)
 
 
 def _fid_update(stats, features: Tensor):

@@ -18,10 +18,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pg2_pipeline import fileio
 from pg2_pipeline.datasets import dataset_spec
 from pg2_pipeline.score.core import SKIPPABLE, PairBatch, Scorer
 from pg2_pipeline.score.protocols import PROTOCOLS, TF_INCEPTION, TORCHVISION_INCEPTION, Protocol, get_protocol
+from pg2_pipeline.viz import read_rgb
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 BATCH = 32
@@ -75,12 +75,6 @@ def keypoints_by_name(dataset: str) -> dict[str, np.ndarray]:
 
     table = standard_file(dataset_spec(dataset).annotations["test"])
     return dict(zip(table.column("name").to_pylist(), keypoints_array(table), strict=True))
-
-
-def read_rgb(path: Path) -> np.ndarray:
-    from pg2_pipeline.viz import read_rgb as read
-
-    return read(path)
 
 
 # ------------------------------------------------------------------------------ real set
@@ -311,7 +305,3 @@ def _batch(group: list) -> PairBatch:
         target_yx=torch.from_numpy(np.stack([k for *_, k, _ in group])),
         condition_yx=torch.from_numpy(np.stack([k for *_, k in group])),
     )
-
-
-def write_json(path: Path, obj) -> None:
-    fileio.write_json(path, obj)
