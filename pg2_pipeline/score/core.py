@@ -106,6 +106,9 @@ class ProtocolResult:
     per_pair: dict[str, list[np.ndarray]] = field(default_factory=dict)
     keys: list[tuple[str, str]] = field(default_factory=list)
     fid_stats: object | None = None
+    # the generated features themselves while there are no more of them than dimensions: FID then
+    # takes an n×n eigenproblem instead of d×d ones (evaluate.fid.fid_to_features, as the evaluation)
+    fid_features: list[Tensor] | None = field(default_factory=list)
     unavailable: dict[str, str] = field(default_factory=dict)  # metric -> why it holds null
     pending_poses: list = field(default_factory=list)  # (BlazePose work, target keypoints) per batch
 
@@ -188,6 +191,10 @@ class Scorer:
                     cache[key] = self.fid_features[p.fid.features](gen)
                 result = self.results[p.name]
                 result.fid_stats = _fid_update(result.fid_stats, cache[key])
+                if result.fid_features is not None:
+                    result.fid_features.append(cache[key].detach().float().cpu())
+                    if result.fid_stats.n > cache[key].shape[1]:
+                        result.fid_features = None
             result = self.results[p.name]
             if "pckh" not in why:  # BlazePose runs in the pool while the next batch is scored
                 yx = _keypoints_to(batch.target_yx, tgt_shape, g.size, g.prepare_target)
@@ -199,7 +206,7 @@ class Scorer:
     def compute(self, real_stats: Callable[[Protocol], object] | None) -> dict[str, dict]:
         """{protocol: {"fingerprint", "pairs", metrics…}}: means over pairs, FID against
         ``real_stats(protocol)`` (the real set's statistics), null where unavailable."""
-        from pg2_pipeline.evaluate.fid import fid
+        from pg2_pipeline.evaluate.fid import fid, fid_to_features
 
         out = {}
         for p in self.protocols:
@@ -221,8 +228,10 @@ class Scorer:
                     real = real_stats(p)
                     if isinstance(real, str):
                         result.unavailable["fid"] = real
-                    else:
-                        row["fid"] = round(fid(result.fid_stats, real, method="eigh"), 4)
+                    elif result.fid_features is not None:
+                        row["fid"] = round(fid_to_features(real, torch.cat(result.fid_features)), 4)
+                    else:  # the real set first: fid caches its Σ^½
+                        row["fid"] = round(fid(real, result.fid_stats, method="eigh"), 4)
             if "pckh" not in result.unavailable:
                 row.update(self._pckh(result))
             else:
