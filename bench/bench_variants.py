@@ -6,6 +6,11 @@ pairs; several training seeds each; mean ± std of every quality metric and of t
     .venv/bin/python bench/bench_variants.py --stage2-steps 60 --pairs 64   # ~40 min: shorter, fewer pairs
     .venv/bin/python bench/bench_variants.py --variants pg2,pg2plus --seeds 0,1 --project /other/clone
     .venv/bin/python bench/bench_variants.py --train-stage1 --variants pg2plus   # the whole demo, 3 seeds
+    .venv/bin/python bench/bench_variants.py --variants pg2plus --split val --set stage2.steps=300   # tuning
+
+Settings are chosen on the validation pairs (``--split val``: training identities held out of
+training), never on the test pairs; ``--set SECTION.KEY=VALUE`` (YAML value, repeatable) changes
+one setting of every run on top of the profile's.
 
 Each run copies the project's params, links its data, manifests and (unless ``--train-stage1``)
 its stage-1 weights into a scratch folder, trains stage 2 with ``stage2.variant`` and
@@ -56,7 +61,15 @@ def set_stage(raw: dict, section: str, profile: str, **values) -> None:
 
 
 def run_one(
-    project: ProjectPaths, variant: str, seed: int, train_stage1: bool, work: Path, steps: int | None, pairs: int | None
+    project: ProjectPaths,
+    variant: str,
+    seed: int,
+    train_stage1: bool,
+    work: Path,
+    steps: int | None,
+    pairs: int | None,
+    split: str = "test",
+    settings: dict[str, dict] | None = None,
 ) -> dict:
     from pg2_pipeline.evaluate.stage import build_evaluation
     from pg2_pipeline.train.loop import train
@@ -72,6 +85,8 @@ def run_one(
         set_stage(raw, "evaluation", profile, max_pairs=pairs, fid_real_images=pairs)
     if train_stage1:
         set_stage(raw, "stage1", profile, seed=seed)
+    for section, values in (settings or {}).items():
+        set_stage(raw, section, profile, **values)
     (root / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
     (root / "dvc.yaml").write_text((project.root / "dvc.yaml").read_text())
     for name in (*LINKED, *(() if train_stage1 else ("stage1",))):
@@ -82,17 +97,30 @@ def run_one(
     if train_stage1:
         train(Stage1, params, paths, progress=False)
     s2 = train(Stage2, params, paths, progress=False)
-    evaluation = build_evaluation(params, paths, progress=False)
+    evaluation = build_evaluation(params, paths, progress=False, split=split)
     m = evaluation.metrics
     return {
         "variant": variant,
         "seed": seed,
         "seconds": round(time.perf_counter() - started, 1),
+        "pairs": m.pairs,
         "selected": {"rule": s2.selected.rule, "step": s2.selected.step},
         "stage2": {k: m.stage2.get(k) for k in METRICS},
         "stage1": {k: m.stage1.get(k) for k in METRICS},
         "copy": {k: m.copy.get(k) for k in METRICS},
     }
+
+
+def parse_settings(items: list[str]) -> dict[str, dict]:
+    """``["stage2.steps=300", "stage2.lr=2e-4"]`` -> ``{"stage2": {"steps": 300, "lr": 0.0002}}``."""
+    settings: dict[str, dict] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        section, dot, name = key.partition(".")
+        if not (sep and dot and section and name):
+            raise SystemExit(f"--set {item!r}: expected SECTION.KEY=VALUE, e.g. stage2.steps=300")
+        settings.setdefault(section, {})[name] = yaml.safe_load(value)
+    return settings
 
 
 def mean_std(values: list) -> dict:
@@ -114,7 +142,7 @@ def summarise(runs: list[dict]) -> dict:
     return table
 
 
-def markdown(table: dict, seeds: list[int], pairs: int, steps: int) -> str:
+def markdown(table: dict, seeds: list[int], pairs: int, steps: int, split: str = "test") -> str:
     def cell(d: dict) -> str:
         return (
             "n/a"
@@ -127,7 +155,7 @@ def markdown(table: dict, seeds: list[int], pairs: int, steps: int) -> str:
     head = ["SSIM ↑", "mask-SSIM ↑", "LPIPS ↓", "FID ↓", "SSIM to I_A", "PCKh ↑", "detected", "PCKh on detected"]
     keys = ["ssim", "mask_ssim", "lpips", "fid", "ssim_to_condition", "pckh", "detection_rate", "pckh_detected"]
     lines = [
-        f"Mean ± std over seeds {seeds}, {steps} stage-2 steps, {pairs} test pairs; "
+        f"Mean ± std over seeds {seeds}, {steps} stage-2 steps, {pairs} {split} pairs; "
         "PCKh: BlazePose (not comparable to OpenPose-based papers).",
         "",
         "| stage 2 | " + " | ".join(head) + " |",
@@ -152,6 +180,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--pairs", type=int, default=None, help="fewer test pairs (and FID real images) than the profile's"
     )
+    parser.add_argument(
+        "--split", choices=("test", "val"), default="test", help="pairs to score (choose settings on val)"
+    )
+    parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", dest="settings")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "variants.md")
     args = parser.parse_args(argv)
     project = ProjectPaths(args.project.resolve())
@@ -165,20 +197,31 @@ def main(argv: list[str] | None = None) -> None:
     raw = yaml.safe_load(project.params_file.read_text())
     variants = args.variants.split(",") if args.variants else list(raw["stage2"]["variants"])
     seeds = [int(s) for s in args.seeds.split(",")]
+    settings = parse_settings(args.settings)
     runs = []
     with tempfile.TemporaryDirectory(prefix="pg2-variants-") as tmp:
         for variant in variants:
             for seed in seeds:
                 runs.append(
-                    run_one(project, variant, seed, args.train_stage1, Path(tmp), args.stage2_steps, args.pairs)
+                    run_one(
+                        project,
+                        variant,
+                        seed,
+                        args.train_stage1,
+                        Path(tmp),
+                        args.stage2_steps,
+                        args.pairs,
+                        args.split,
+                        settings,
+                    )
                 )
                 print(f"# {variant} seed {seed}: {json.dumps(runs[-1]['stage2'])}", file=sys.stderr, flush=True)
                 shutil.rmtree(Path(tmp) / f"{variant}-seed{seed}")
     table = summarise(runs)
-    pairs = args.pairs or params.evaluation.max_pairs
+    pairs = runs[0]["pairs"] if runs else args.pairs
     steps = args.stage2_steps or params.stage2.steps
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(markdown(table, seeds, pairs, steps))
+    args.out.write_text(markdown(table, seeds, pairs, steps, args.split))
     print(
         json.dumps(
             {
@@ -191,6 +234,8 @@ def main(argv: list[str] | None = None) -> None:
                 "stage2_steps": steps,
                 "seeds": seeds,
                 "evaluation_pairs": pairs,
+                "split": args.split,
+                "settings": settings,
                 "table": table,
                 "runs": runs,
                 "markdown": str(args.out),

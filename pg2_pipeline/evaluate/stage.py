@@ -153,14 +153,21 @@ class _Scores:
 
 
 def build_evaluation(
-    params, paths, *, dist: Dist | None = None, progress: bool = True, speed: Speed = Speed()
+    params,
+    paths,
+    *,
+    dist: Dist | None = None,
+    progress: bool = True,
+    speed: Speed = Speed(),
+    split: str = "test",
 ) -> EvaluationSummary | None:
     """Scores the test pairs (see the module docstring). Returns the summary; registration is
     done by :func:`pg2_pipeline.registry.publish.publish_evaluation` (the asset calls both).
     With ``dist`` (a torchrun worker) this process scores batches rank, rank + N, ...; rank 0
     gathers them, merges them in order and writes everything (the others return None).
     ``speed``: how (not what) it computes; BlazePose runs in worker processes after the torch
-    work, and what depends only on real images comes from the feature cache."""
+    work, and what depends only on real images comes from the feature cache. ``split``: the test
+    pairs; benchmarks that choose settings score the validation pairs (``"val"``) instead."""
     start = time.perf_counter()
     parts = _Parts()
     cfg, files = params.evaluation, paths.evaluation
@@ -172,7 +179,7 @@ def build_evaluation(
         try:
             # first: the pose workers load MediaPipe while this process loads the networks
             poses = PoseRunner.for_evaluation(workers, cache_dir) if cfg.pckh else None
-            full = PairLoader.from_manifest(paths, "test", 1, shuffle=False, device=device)
+            full = PairLoader.from_manifest(paths, split, 1, shuffle=False, device=device)
             rows = _subset(len(full.pairs), cfg.max_pairs, params.base.seed)
             loader = full.subset(rows, min(cfg.batch_size, len(rows)))
             pg2 = PG2.from_stage_folders(paths.stage("stage1"), paths.stage("stage2"), device)
@@ -244,7 +251,7 @@ def build_evaluation(
     _pckh(pck, results)
     _inception(is_net, logits, results)
     with parts("report"):
-        manifest = read_manifest(paths.manifest_table("test")).take(pa.array(rows))
+        manifest = read_manifest(paths.manifest_table(split)).take(pa.array(rows))
         per_pair = _per_pair_table(manifest, acc)
         images = {k: np.concatenate(v) for k, v in keep_images.items()}
         ids = manifest.column("from_id").to_pylist(), manifest.column("to_id").to_pylist()
