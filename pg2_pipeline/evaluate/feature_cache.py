@@ -23,7 +23,10 @@ Files
 ``real-<key>.npz``: ``n``, ``mean`` and ``scatter`` (float64, exactly :class:`FIDStats`'
 fields, so a hit returns bit-identical statistics) with ``key``, ``protocol`` and ``format``
 stored inside. ``images-<kind>-<protocol hash>.npz``: per-image ``digests`` (N, 16) and
-``vectors`` (N, D) float32 of one protocol. Every file holds a BLAKE2b checksum of its arrays
+``vectors`` (N, D) float32 of one protocol; kind ``inception-outputs`` (:data:`OUTPUTS_KIND`)
+holds the Inception features of the latest evaluation's saved outputs only (each evaluation
+replaces it, so generated images, new at every training, never pile up), for the ``score``
+asset that scores those very files next. Every file holds a BLAKE2b checksum of its arrays
 (``np.load`` does not check the zip CRC) and is written atomically (temporary file + rename).
 On reading, a file that is unreadable, damaged (checksum), of another format, key or protocol,
 or of the wrong shape is reported with a printed message and recomputed, never trusted. Two
@@ -52,6 +55,7 @@ from pg2_pipeline.evaluate.fid import FID_PROTOCOL, FIDStats
 
 FORMAT = 1
 DIGEST_BYTES = 16
+OUTPUTS_KIND = "inception-outputs"  # the latest evaluation's saved outputs (replaced each time)
 
 
 # ---------------------------------------------------------------------------------------- keys
@@ -138,10 +142,12 @@ def _write_npz(path: Path, payload: tuple[str, ...], **arrays) -> None:
 
 class ImageStore:
     """Per-image vectors of one ``kind`` (``inception``, ``blazepose``) under one protocol, keyed
-    by :func:`image_digests`. ``folder=None``: an always-empty store that saves nothing."""
+    by :func:`image_digests`. ``folder=None``: an always-empty store that saves nothing.
+    ``replace``: :meth:`save` writes this run's vectors alone instead of merging them in."""
 
-    def __init__(self, folder: Path | None, kind: str, protocol: str, dim: int, log: Callable[[str], None] = print):
-        self.kind, self.protocol, self.dim, self.log = kind, protocol, dim, log
+    def __init__(self, folder: Path | None, kind: str, protocol: str, dim: int, log: Callable[[str], None] = print,
+                 replace: bool = False):  # fmt: skip
+        self.kind, self.protocol, self.dim, self.log, self.replace = kind, protocol, dim, log, replace
         self.path = None if folder is None else Path(folder) / f"images-{kind}-{protocol_hash(protocol)}.npz"
         self._index: dict[bytes, int] = {}
         self._vectors = np.empty((0, dim), np.float32)
@@ -185,12 +191,16 @@ class ImageStore:
         self.computed += len(digests)
 
     def save(self) -> int:
-        """Merges the new vectors into the file (re-read, so another run's entries survive);
-        returns how many were added."""
-        if self.path is None or not self._new:
+        """Merges the new vectors into the file (re-read, so another run's entries survive), or
+        with ``replace`` writes them alone; returns how many were added."""
+        if self.path is None:
+            return 0
+        if not self._new:
+            if self.replace:  # nothing of this run: no entries of an earlier one either
+                self.path.unlink(missing_ok=True)
             return 0
         index, vectors = {}, np.empty((0, self.dim), np.float32)
-        if self.path.is_file():
+        if self.path.is_file() and not self.replace:
             try:
                 index, vectors = self._load(self.path)
             except _Untrusted as e:
@@ -206,14 +216,23 @@ class ImageStore:
 
 
 def cached_call(
-    fn: Callable[[Tensor], Tensor], images: Tensor, store: ImageStore | None, digests: np.ndarray | None = None
+    fn: Callable[[Tensor], Tensor],
+    images: Tensor,
+    store: ImageStore | None,
+    digests: np.ndarray | None = None,
+    also: ImageStore | None = None,
 ) -> Tensor:
-    """``fn(images)`` (B, D) with the rows of images already in ``store`` taken from it; only the
-    others are computed (in one call, in their order) and recorded."""
+    """``fn(images)`` (B, D) with the rows of images already in ``store`` (or in the read-only
+    ``also``) taken from it; only the others are computed (in one call, in their order) and
+    recorded in ``store``."""
     if store is None or store.path is None:
         return fn(images)
     digests = image_digests(images) if digests is None else digests
     found, vectors = store.get(digests)
+    if also is not None and not found.all():
+        extra, extra_vectors = also.get(digests[~found])
+        rows = np.flatnonzero(~found)[extra]
+        vectors[rows], found[rows] = extra_vectors[extra], True
     if found.all():
         return torch.from_numpy(vectors)
     missing = torch.from_numpy(~found)

@@ -28,7 +28,7 @@ import torch
 from pg2_pipeline import fileio, summaries
 from pg2_pipeline.distributed import Dist, launch, torchrun_command, world_size
 from pg2_pipeline.evaluate import metrics as M
-from pg2_pipeline.evaluate.feature_cache import ImageStore, cached_call
+from pg2_pipeline.evaluate.feature_cache import OUTPUTS_KIND, ImageStore, cached_call, image_digests
 from pg2_pipeline.evaluate.inception_score import (
     UNAVAILABLE_REASON,
     Unavailable,
@@ -256,6 +256,8 @@ def build_evaluation(
         images = {k: np.concatenate(v) for k, v in keep_images.items()}
         ids = manifest.column("from_id").to_pylist(), manifest.column("to_id").to_pylist()
         save_outputs(files, *ids, images, cfg.save_outputs)  # pg2 score's files layout (score asset)
+        if fid_features is not None and cache_dir is not None:  # the score asset's features of those files
+            _save_output_features(cache_dir, fid_features.protocol, images, mine, cfg.save_outputs)
         curves = validation_curves(paths)
         metrics = EvaluationMetrics(
             pairs=int(len(rows)),
@@ -416,6 +418,18 @@ class _Generated:
             self.features.append(features)
             if self.stats.n > FEATURE_DIM:
                 self.features = None
+
+
+def _save_output_features(cache_dir, protocol: str, images: dict, mine: dict, methods) -> None:
+    """Replaces the ``inception-outputs`` store with the Inception features of the saved outputs
+    (keyed by their pixels, as the PNGs hold them): scoring those files computes none again."""
+    from pg2_pipeline.evaluate.fid import FEATURE_DIM
+
+    store = ImageStore(cache_dir, OUTPUTS_KIND, protocol, FEATURE_DIM, replace=True)
+    for method in methods:
+        features = torch.cat([mine[step].fid[method] for step in sorted(mine)])
+        store.put(image_digests(images[method].transpose(0, 3, 1, 2)), features.numpy())
+    store.save()
 
 
 def loader_train_images(paths, limit: int | None, seed: int):

@@ -135,13 +135,15 @@ def _real_fid_stats(batches: list[torch.Tensor], features, cache_dir: Path | Non
     return stats
 
 
-def feature_store(features, cache_dir: Path | None, log=print):
-    """The per-image feature store of a feature network (the evaluation's, for its Inception)."""
+def feature_store(features, cache_dir: Path | None, log=print, kind: str = "inception"):
+    """The per-image feature store of a feature network (the evaluation's, for its Inception);
+    kind ``inception-outputs``: the features of the latest evaluation's saved outputs (read-only
+    here)."""
     from pg2_pipeline.evaluate.feature_cache import ImageStore
 
     if cache_dir is None:
         return None
-    return ImageStore(cache_dir, "inception", features.protocol, getattr(features, "dim", 2048), log=log)
+    return ImageStore(cache_dir, kind, features.protocol, getattr(features, "dim", 2048), log=log)
 
 
 # ------------------------------------------------------------------------------ scoring
@@ -209,8 +211,11 @@ def score_outputs(
 
         fid_features[TORCHVISION_INCEPTION] = TorchvisionInception(fid_weights, dev)
     # generated images featured before (same pixels: e.g. the evaluation's saved outputs) are reused
+    from pg2_pipeline.evaluate.feature_cache import OUTPUTS_KIND
+
     stores = {name: feature_store(f, cache_dir, log) for name, f in fid_features.items()}
-    cached = {name: _cached(f, stores[name]) for name, f in fid_features.items()}
+    latest = {name: feature_store(f, cache_dir, log, OUTPUTS_KIND) for name, f in fid_features.items()}
+    cached = {name: _cached(f, stores[name], latest[name]) for name, f in fid_features.items()}
     poses = None
     if "pckh" not in skip and any(p.pckh for p in chosen):
         from pg2_pipeline.evaluate.pose_pool import PoseRunner, auto_workers
@@ -232,6 +237,12 @@ def score_outputs(
     for group in pending.values():
         scorer.update(_batch(group))
     bar.close()
+    for name, store in stores.items():
+        if store is not None:
+            reused = store.reused + latest[name].reused
+            log(
+                f"{name} features of the generated images: {store.computed:,} computed, {reused:,} from the feature cache"
+            )
 
     real = None
     if real_batches is not None and fid_features:
@@ -261,10 +272,10 @@ def score_outputs(
     return run
 
 
-def _cached(features, store):
+def _cached(features, store, also=None):
     from pg2_pipeline.evaluate.feature_cache import cached_call
 
-    return lambda images: cached_call(features, images, store)
+    return lambda images: cached_call(features, images, store, also=also)
 
 
 def _load(item, files, keypoints, scorer: Scorer, problems: list):

@@ -145,3 +145,30 @@ def test_a_corrupt_image_store_is_ignored_with_a_message_and_replaced(tmp_path):
     assert len(ImageStore(tmp_path, "test", "other", D)) == 0
     wrong_dim = ImageStore(tmp_path, "test", extractor.protocol, D + 1, log=messages.append)
     assert len(wrong_dim) == 0 and "shape" in messages[-1]
+
+
+def test_a_replacing_store_holds_the_latest_run_only_and_is_read_beside_the_main_one(tmp_path):
+    extractor, images = Extractor(), torch.cat(batches(n=24))
+    digests = image_digests(images)
+    latest = ImageStore(tmp_path, "latest", extractor.protocol, D, replace=True)
+    latest.put(digests[:8], extractor(images[:8]).numpy())
+    assert latest.save() == 8
+    latest = ImageStore(tmp_path, "latest", extractor.protocol, D, replace=True)
+    latest.put(digests[8:12], extractor(images[8:12]).numpy())
+    latest.save()  # the next run's outputs replace the earlier run's: the file never grows
+    latest = ImageStore(tmp_path, "latest", extractor.protocol, D)
+    assert len(latest) == 4 and latest.get(digests[8:12])[0].all() and not latest.get(digests[:8])[0].any()
+
+    # scoring: rows from the main store or the latest outputs are not computed again; only new
+    # ones are, and they go to the main store (the read-only one is never written)
+    main = ImageStore(tmp_path, "main", extractor.protocol, D)
+    main.put(digests[:4], extractor(images[:4]).numpy())
+    main.save()
+    main, counter = ImageStore(tmp_path, "main", extractor.protocol, D), Extractor()
+    latest = ImageStore(tmp_path, "latest", extractor.protocol, D)
+    out = cached_call(counter, images[:16], main, also=latest)
+    assert counter.seen == 8 and (main.reused, latest.reused, main.computed) == (4, 4, 8)
+    torch.testing.assert_close(out, Extractor()(images[:16]))
+
+    empty = ImageStore(tmp_path, "latest", extractor.protocol, D, replace=True)
+    assert empty.save() == 0 and not empty.path.exists()  # a run with no outputs leaves none of an earlier one

@@ -32,10 +32,11 @@ def _score(root: Path, generated: Path, out: Path, **kwargs):
     params = load_params(paths.params_file)
     real = project_real_set(paths, params, params.evaluation.fid_real_images)
     kwargs.setdefault("pairs", paths.evaluation.outputs_pairs)
+    kwargs.setdefault("log", lambda *_: None)
     return score_outputs(
         generated, out, dataset=params.base.dataset, images=paths.resolve(params.image_index.root),
         real_batches=real.batches, real_description=real.description, cache_dir=paths.local_cache.features,
-        progress=False, log=lambda *_: None, **kwargs,
+        progress=False, **kwargs,
     )  # fmt: skip
 
 
@@ -80,6 +81,17 @@ def test_our_saved_outputs_give_the_evaluation_numbers(ours):
     )
     report = (out / "report.md").read_text()
     assert all(P.PROTOCOLS[n].fingerprint in report for n in P.PROTOCOLS)
+
+
+def test_the_evaluation_features_its_saved_outputs_once(ours, tmp_path):
+    root, summary, _, _ = ours
+    paths = ProjectPaths(root)
+    messages: list[str] = []
+    run = _score(root, paths.evaluation.method_outputs("stage1"), tmp_path / "g1", protocols=["pg2"],
+                 skip=["lpips", "pckh"], log=messages.append)  # fmt: skip
+    n = summary.metrics.pairs
+    assert f"{P.TF_INCEPTION} features of the generated images: 0 computed, {n} from the feature cache" in messages
+    assert run.metrics["protocols"]["pg2"]["fid"] == pytest.approx(summary.metrics.stage1["fid"], abs=1e-4)
 
 
 def _per_pair(out: Path):
