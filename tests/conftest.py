@@ -70,20 +70,38 @@ def materialize_through(root: Path, last: str) -> None:
     assert result.success
 
 
+def shared_project(tmp_path_factory, name: str, last: str) -> Path:
+    """A tiny project materialized through ``last``, built once per test session: under
+    pytest-xdist the first worker that needs it builds it while holding a file lock, and the
+    others wait for it and reuse it (a stage-1 training is not repeated per worker). A build
+    that failed half-way is removed and done again by the next worker that asks."""
+    from filelock import FileLock
+
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        root = copy_project(tmp_path_factory.mktemp(name) / "project")
+        materialize_through(root, last)
+        return root
+    base = tmp_path_factory.getbasetemp().parent / f"shared-{name}"  # common to the session's workers
+    base.mkdir(exist_ok=True)
+    root, done = base / "project", base / "done"
+    with FileLock(str(base / "lock")):
+        if not done.is_file():
+            shutil.rmtree(root, ignore_errors=True)
+            materialize_through(copy_project(root), last)
+            done.write_text(last)
+    return root
+
+
 @pytest.fixture(scope="session")
 def tiny_manifests(tmp_path_factory) -> Path:
     """A tiny project materialized through the manifests (shared, read-only for tests)."""
-    root = copy_project(tmp_path_factory.mktemp("tiny") / "project")
-    materialize_through(root, "manifests")
-    return root
+    return shared_project(tmp_path_factory, "tiny", "manifests")
 
 
 @pytest.fixture(scope="session")
 def tiny_trained(tmp_path_factory) -> Path:
     """A tiny project trained through stage 2 (shared, read-only for tests)."""
-    root = copy_project(tmp_path_factory.mktemp("trained") / "project")
-    materialize_through(root, "stage2")
-    return root
+    return shared_project(tmp_path_factory, "trained", "stage2")
 
 
 @pytest.fixture(scope="session")
