@@ -65,10 +65,17 @@ def materialize_assets(names: list[str], started_by: str = "cli", dead_runs: lis
                     cause = cause.cause
         print(f"FAILED after {seconds:.1f} s (Dagster run {result.run_id})", flush=True)
         return False
+    made = {e.asset_key.path[-1] for e in result.get_asset_materialization_events()}
     root = find_project_root()
     for name in names:
-        print("\n".join(asset_lines(name, root)))
+        if name in made or not promotion_only:
+            print("\n".join(asset_lines(name, root)))
     print(f"    done in {seconds:.1f} s (Dagster run {result.run_id})", flush=True)
+    skipped = [n for n in names if n not in made]
+    if promotion_only and skipped and len(skipped) < len(names):
+        # the failed gate stopped the run before these; `dvc repro` runs them as stages of their own
+        print(f"==> {', '.join(skipped)}: skipped by the promotion gate's failed run; materializing in a new run")
+        return materialize_assets(skipped, started_by=started_by)
     return True
 
 

@@ -243,20 +243,39 @@ def test_bad_inputs_are_counted_with_their_reasons_and_nothing_scorable_exits_2(
     assert str(empty) in proc.stderr and "files" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
 
 
-def test_the_score_asset_makes_the_side_by_side_table(tiny_evaluated, tmp_path, monkeypatch):
-    from pg2_pipeline.score.stage import OURS, run_score
+def test_the_score_asset_makes_the_side_by_side_table_even_after_a_failed_promotion_gate(
+    tiny_trained, dagster_home, tmp_path, monkeypatch, capsys
+):
+    """`pg2 materialize evaluation score`: the champion gate fails (the model is registered
+    without @champion), which ends that Dagster run before score; score runs in a new run, as
+    `dvc repro` runs it as a stage of its own, and nothing is skipped silently."""
+    from pg2_pipeline.evaluate import stage as evaluation_stage
+    from pg2_pipeline.orchestration.run import materialize_assets
+    from pg2_pipeline.score.stage import OURS
+    from pg2_pipeline.summaries import ChampionGate
 
     root = tmp_path / "project"
-    shutil.copytree(tiny_evaluated[0], root)
+    shutil.copytree(tiny_trained, root)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{root}/mlflow.db")
+    monkeypatch.setenv("PG2_PROJECT_DIR", str(root))
+    monkeypatch.chdir(root)
+    failing = ChampionGate(passed=False, metric="mask_ssim", value=0.0, baseline="copy", baseline_value=1.0,
+                           reason="forced by the test: registered without the champion alias")  # fmt: skip
+    monkeypatch.setattr(evaluation_stage, "champion_gate", lambda metrics: failing)
+    assert materialize_assets(["evaluation", "score"])
+    out = capsys.readouterr().out
+    assert "check evaluation.champion_gate did not pass" in out
+    assert "score: skipped by the promotion gate's failed run; materializing in a new run" in out
+
     paths = ProjectPaths(root)
-    summary = run_score(load_params(paths.params_file), paths, log=lambda *_: None, progress=False)
     table = paths.score.table.read_text()
     for name in OURS.values():
         assert name in table
     for protocol in P.PROTOCOLS.values():
         assert protocol.fingerprint in table
     metrics = json.loads(paths.score.metrics.read_text())
-    assert metrics[OURS["stage2"]]["pg2"]["ssim"] == pytest.approx(tiny_evaluated[1].metrics.stage2["ssim"], abs=1e-4)
+    evaluated = json.loads(paths.evaluation.metrics.read_text())
+    assert metrics[OURS["stage2"]]["pg2"]["ssim"] == pytest.approx(evaluated["stage2"]["ssim"], abs=1e-4)
     assert metrics[OURS["copy"]]["patn"]["ssim"] != metrics[OURS["stage2"]]["patn"]["ssim"]
-    assert all(c["scored"] == c["expected"] for c in summary.runs.values())
+    summary = json.loads(paths.summary("score").read_text())
+    assert all(c["scored"] == c["expected"] for c in summary["runs"].values())
