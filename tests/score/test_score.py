@@ -244,13 +244,13 @@ def test_bad_inputs_are_counted_with_their_reasons_and_nothing_scorable_exits_2(
 
 
 def test_the_score_asset_makes_the_side_by_side_table_even_after_a_failed_promotion_gate(
-    tiny_trained, dagster_home, tmp_path, monkeypatch, capsys
+    tiny_trained, dagster_home, tmp_path, monkeypatch
 ):
     """`pg2 materialize evaluation score`: the champion gate fails (the model is registered
     without @champion), which ends that Dagster run before score; score runs in a new run, as
     `dvc repro` runs it as a stage of its own, and nothing is skipped silently."""
     from pg2_pipeline.evaluate import stage as evaluation_stage
-    from pg2_pipeline.orchestration.run import materialize_assets
+    from pg2_pipeline.orchestration import run as orchestration_run
     from pg2_pipeline.score.stage import OURS
     from pg2_pipeline.summaries import ChampionGate
 
@@ -262,8 +262,13 @@ def test_the_score_asset_makes_the_side_by_side_table_even_after_a_failed_promot
     failing = ChampionGate(passed=False, metric="mask_ssim", value=0.0, baseline="copy", baseline_value=1.0,
                            reason="forced by the test: registered without the champion alias")  # fmt: skip
     monkeypatch.setattr(evaluation_stage, "champion_gate", lambda metrics: failing)
-    assert materialize_assets(["evaluation", "score"])
-    out = capsys.readouterr().out
+    # what it prints (not capsys: Dagster's loggers would keep its stream past this test)
+    printed: list[str] = []
+    monkeypatch.setattr(
+        orchestration_run, "print", lambda *a, **_: printed.append(" ".join(map(str, a))), raising=False
+    )
+    assert orchestration_run.materialize_assets(["evaluation", "score"])
+    out = "\n".join(printed)
     assert "check evaluation.champion_gate did not pass" in out
     assert "score: skipped by the promotion gate's failed run; materializing in a new run" in out
 
