@@ -240,9 +240,8 @@ def score_outputs(
     for name, store in stores.items():
         if store is not None:
             reused = store.reused + latest[name].reused
-            log(
-                f"{name} features of the generated images: {store.computed:,} computed, {reused:,} from the feature cache"
-            )
+            counts = f"{store.computed:,} computed, {reused:,} from the feature cache"
+            log(f"{name} features of the generated images: {counts}")
 
     real = None
     if real_batches is not None and fid_features:

@@ -42,8 +42,9 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def project(src: Path, dest: Path, *, keep_stage1: bool = False, **stage) -> Path:
-    skip = ["stage2", "evaluation", "mlflow.db", "mlartifacts"] + ([] if keep_stage1 else ["stage1"])
+def project(src: Path, dest: Path, **stage) -> Path:
+    """A copy of the tiny project through the manifests, with a few training steps."""
+    skip = ["stage1", "stage2", "evaluation", "mlflow.db", "mlartifacts"]
     shutil.copytree(src, dest, ignore=shutil.ignore_patterns(*skip))
     s1 = {"steps": 6, "base_channels": 8, **TINY, **stage.get("stage1", {})}
     s2 = {"steps": 6, "base_channels": 8, "d_base_channels": 8, **TINY, **stage.get("stage2", {})}
@@ -72,19 +73,19 @@ def run(root: Path, stage: str) -> summaries.TrainingSummary:
 
 
 @pytest.fixture(scope="module")
-def single(tiny_trained, tmp_path_factory):
+def single(tiny_manifests, tmp_path_factory):
     """One process × batch 8: stage 1, then stage 2 on its G1."""
-    root = project(tiny_trained, tmp_path_factory.mktemp("single") / "p")
+    root = project(tiny_manifests, tmp_path_factory.mktemp("single") / "p")
     run(root, "stage1")
     run(root, "stage2")
     return root
 
 
 @pytest.fixture(scope="module")
-def two_ranks(tiny_trained, tmp_path_factory):
+def two_ranks(tiny_manifests, tmp_path_factory):
     """2 processes × batch 4 (torchrun, gloo)."""
     two = {"nproc_per_node": 2}
-    root = project(tiny_trained, tmp_path_factory.mktemp("ranks") / "p", stage1=two, stage2=two)
+    root = project(tiny_manifests, tmp_path_factory.mktemp("ranks") / "p", stage1=two, stage2=two)
     summary = run(root, "stage1")
     run(root, "stage2")
     return root, summary
@@ -133,9 +134,9 @@ def test_only_rank_zero_records(two_ranks):
     assert [s for s, _ in io.checkpoints(ProjectPaths(root).stage("stage1"))] == [2, 4, 6]
 
 
-def test_killed_rank_fails_the_run_by_name_and_a_rerun_resumes(two_ranks, tiny_trained, tmp_path, monkeypatch):
+def test_killed_rank_fails_the_run_by_name_and_a_rerun_resumes(two_ranks, tiny_manifests, tmp_path, monkeypatch):
     reference, _ = two_ranks
-    root = project(tiny_trained, tmp_path / "p", stage1={"nproc_per_node": 2})
+    root = project(tiny_manifests, tmp_path / "p", stage1={"nproc_per_node": 2})
     marker = f"PG2_KILL_TEST_{os.getpid()}"
     monkeypatch.setenv(marker, "1")  # inherited by torchrun's workers: how the test finds them
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{root}/mlflow.db")
@@ -169,9 +170,9 @@ def test_killed_rank_fails_the_run_by_name_and_a_rerun_resumes(two_ranks, tiny_t
     assert max_diff(weights(reference, "stage1", "g1"), weights(root, "stage1", "g1")) == 0.0  # bit for bit
 
 
-def test_checkpoint_of_two_ranks_resumes_on_one(two_ranks, single, tiny_trained, tmp_path):
+def test_checkpoint_of_two_ranks_resumes_on_one(two_ranks, single, tiny_manifests, tmp_path):
     two, _ = two_ranks
-    root = project(tiny_trained, tmp_path / "p")
+    root = project(tiny_manifests, tmp_path / "p")
     files = ProjectPaths(root).stage("stage1")
     files.checkpoints.mkdir(parents=True)
     shutil.copy(ProjectPaths(two).stage("stage1").checkpoint(2), files.checkpoint(2))  # written by 2 ranks
@@ -180,9 +181,9 @@ def test_checkpoint_of_two_ranks_resumes_on_one(two_ranks, single, tiny_trained,
     assert max_diff(weights(single, "stage1", "g1"), weights(root, "stage1", "g1")) < ATOL
 
 
-def test_two_nodes_on_localhost(single, tiny_trained, tmp_path):
+def test_two_nodes_on_localhost(single, tiny_manifests, tmp_path):
     port = free_port()
-    root = project(tiny_trained, tmp_path / "p", stage1={"nnodes": 2, "rdzv_endpoint": f"127.0.0.1:{port}"})
+    root = project(tiny_manifests, tmp_path / "p", stage1={"nnodes": 2, "rdzv_endpoint": f"127.0.0.1:{port}"})
     params = load_params(root / "params.yaml")
     cmd = training_command("stage1", params.stage1, ProjectPaths(root))
     assert "--nnodes=2" in cmd and "--rdzv-backend=c10d" in cmd and f"--rdzv-endpoint=127.0.0.1:{port}" in cmd
