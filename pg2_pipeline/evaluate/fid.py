@@ -405,3 +405,31 @@ def fid_to_features(real: FIDStats, features: Tensor) -> float:
     if not math.isfinite(value):
         raise ValueError(f"FID is not finite ({value})")
     return value
+
+
+class GeneratedFeatures:
+    """A generated set's FID statistics, streamed batch by batch, and its features themselves
+    while there are no more of them than dimensions: :meth:`fid_to` then solves the n×n
+    eigenproblem of :func:`fid_to_features` instead of 2048×2048 square roots."""
+
+    def __init__(self):
+        self.stats: FIDStats | None = None
+        self.features: list[Tensor] | None = []
+
+    @property
+    def n(self) -> int:
+        return 0 if self.stats is None else self.stats.n
+
+    def add(self, features: Tensor) -> None:
+        features = features.detach().float().cpu()
+        self.stats = (self.stats or FIDStats.empty(features.shape[1])).update(features)
+        if self.features is not None:
+            self.features.append(features)
+            if self.stats.n > features.shape[1]:
+                self.features = None
+
+    def fid_to(self, real: FIDStats) -> float:
+        """FID against the real set's statistics (the real set first: :func:`fid` caches its Σ^½)."""
+        if self.features is not None:
+            return fid_to_features(real, torch.cat(self.features))
+        return fid(real, self.stats, method="eigh")

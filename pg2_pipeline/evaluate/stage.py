@@ -29,6 +29,7 @@ from pg2_pipeline import fileio, summaries
 from pg2_pipeline.distributed import Dist, launch, torchrun_command, world_size
 from pg2_pipeline.evaluate import metrics as M
 from pg2_pipeline.evaluate.feature_cache import OUTPUTS_KIND, ImageStore, cached_call, image_digests
+from pg2_pipeline.evaluate.fid import GeneratedFeatures
 from pg2_pipeline.evaluate.inception_score import (
     UNAVAILABLE_REASON,
     Unavailable,
@@ -215,7 +216,7 @@ def build_evaluation(
 
         # merge in batch order: what one process would have accumulated
         acc = _Accumulator()
-        fid_gen = {m: _Generated() for m in METHODS}
+        fid_gen = {m: GeneratedFeatures() for m in METHODS}
         logits: dict[str, list] = {f"{m}{suffix}": [] for m in METHODS for suffix in ("", "_mask")}
         keep_images: dict[str, list[np.ndarray]] = {m: [] for m in (*METHODS, "condition", "target")}
         for step in sorted(mine):
@@ -401,25 +402,6 @@ def _inception_store(features, cache_dir) -> ImageStore | None:
     return ImageStore(cache_dir, "inception", features.protocol, FEATURE_DIM)
 
 
-class _Generated:
-    """A generated set's FID statistics, streamed, and its features while there are at most
-    2,048 of them (then :func:`~.fid.fid_to_features` needs no 2048×2048 square root)."""
-
-    def __init__(self):
-        self.stats = None
-        self.features: list[torch.Tensor] | None = []
-
-    def add(self, features: torch.Tensor) -> None:
-        from pg2_pipeline.evaluate.fid import FEATURE_DIM, FIDStats
-
-        features = features.cpu()
-        self.stats = (self.stats or FIDStats.empty(features.shape[1])).update(features)
-        if self.features is not None:
-            self.features.append(features)
-            if self.stats.n > FEATURE_DIM:
-                self.features = None
-
-
 def _save_output_features(cache_dir, protocol: str, images: dict, mine: dict, methods) -> None:
     """Replaces the ``inception-outputs`` store with the Inception features of the saved outputs
     (keyed by their pixels, as the PNGs hold them): scoring those files computes none again."""
@@ -443,7 +425,7 @@ def loader_train_images(paths, limit: int | None, seed: int):
 
 def _fid(features, generated: dict, real_batches, results: dict, cache_dir, store, parts: _Parts, low_rank: bool):
     from pg2_pipeline.evaluate.feature_cache import real_stats
-    from pg2_pipeline.evaluate.fid import FID_PROTOCOL, fid, fid_to_features
+    from pg2_pipeline.evaluate.fid import FID_PROTOCOL, fid
 
     if features is None:
         for m in METHODS:
@@ -456,10 +438,8 @@ def _fid(features, generated: dict, real_batches, results: dict, cache_dir, stor
             g = generated[m]
             if not low_rank:
                 value = fid(g.stats, real, method="eigh")  # as before Speed (three 2048² roots)
-            elif g.features is not None:
-                value = fid_to_features(real, torch.cat(g.features))
-            else:  # more images than feature dimensions: the real set's root, computed once
-                value = fid(real, g.stats, method="eigh")
+            else:
+                value = g.fid_to(real)
             results[m]["fid"] = round(value, 4)
     return {
         "enabled": True,

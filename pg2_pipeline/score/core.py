@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from pg2_pipeline.evaluate import metrics as M
+from pg2_pipeline.evaluate.fid import GeneratedFeatures
 from pg2_pipeline.score.protocols import (
     SUPPORTED_LPIPS,
     UNAVAILABLE_FID,
@@ -105,10 +106,7 @@ def _pad(images: Tensor, geometry: Geometry, value: int | None = None) -> Tensor
 class ProtocolResult:
     per_pair: dict[str, list[np.ndarray]] = field(default_factory=dict)
     keys: list[tuple[str, str]] = field(default_factory=list)
-    fid_stats: object | None = None
-    # the generated features themselves while there are no more of them than dimensions: FID then
-    # takes an n×n eigenproblem instead of d×d ones (evaluate.fid.fid_to_features, as the evaluation)
-    fid_features: list[Tensor] | None = field(default_factory=list)
+    fid: object | None = None  # evaluate.fid.GeneratedFeatures, as the evaluation's
     unavailable: dict[str, str] = field(default_factory=dict)  # metric -> why it holds null
     pending_poses: list = field(default_factory=list)  # (BlazePose work, target keypoints) per batch
 
@@ -190,11 +188,8 @@ class Scorer:
                 if key not in cache:
                     cache[key] = self.fid_features[p.fid.features](gen)
                 result = self.results[p.name]
-                result.fid_stats = _fid_update(result.fid_stats, cache[key])
-                if result.fid_features is not None:
-                    result.fid_features.append(cache[key].detach().float().cpu())
-                    if result.fid_stats.n > cache[key].shape[1]:
-                        result.fid_features = None
+                result.fid = result.fid or GeneratedFeatures()
+                result.fid.add(cache[key])
             result = self.results[p.name]
             if "pckh" not in why:  # BlazePose runs in the pool while the next batch is scored
                 yx = _keypoints_to(batch.target_yx, tgt_shape, g.size, g.prepare_target)
@@ -206,8 +201,6 @@ class Scorer:
     def compute(self, real_stats: Callable[[Protocol], object] | None) -> dict[str, dict]:
         """{protocol: {"fingerprint", "pairs", metrics…}}: means over pairs, FID against
         ``real_stats(protocol)`` (the real set's statistics), null where unavailable."""
-        from pg2_pipeline.evaluate.fid import fid, fid_to_features
-
         out = {}
         for p in self.protocols:
             result = self.results[p.name]
@@ -220,7 +213,7 @@ class Scorer:
             row.setdefault("lpips", None)
             row["fid"] = None
             if "fid" not in result.unavailable:
-                if result.fid_stats is None or result.fid_stats.n < 2:
+                if result.fid is None or result.fid.n < 2:
                     result.unavailable["fid"] = "unavailable: FID needs at least 2 generated images"
                 elif real_stats is None:
                     result.unavailable["fid"] = "unavailable: no real set (training images) to compare with"
@@ -228,10 +221,8 @@ class Scorer:
                     real = real_stats(p)
                     if isinstance(real, str):
                         result.unavailable["fid"] = real
-                    elif result.fid_features is not None:
-                        row["fid"] = round(fid_to_features(real, torch.cat(result.fid_features)), 4)
-                    else:  # the real set first: fid caches its Σ^½
-                        row["fid"] = round(fid(real, result.fid_stats, method="eigh"), 4)
+                    else:
+                        row["fid"] = round(result.fid.fid_to(real), 4)
             if "pckh" not in result.unavailable:
                 row.update(self._pckh(result))
             else:
@@ -273,12 +264,6 @@ class Scorer:
             columns = {k: np.concatenate(v) for k, v in result.per_pair.items()}
             table[p.name] = {key: {k: float(c[i]) for k, c in columns.items()} for i, key in enumerate(result.keys)}
         return table
-
-
-def _fid_update(stats, features: Tensor):
-    from pg2_pipeline.evaluate.fid import FIDStats
-
-    return (stats or FIDStats.empty(features.shape[1], features.device)).update(features)
 
 
 def _mean(values: np.ndarray) -> float | str:
