@@ -7,6 +7,8 @@ import os
 import shutil
 import subprocess
 import sys
+import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -151,3 +153,22 @@ def run(cmd: list[str], cwd: Path, timeout: int = 600) -> subprocess.CompletedPr
             f"--- stdout\n{proc.stdout[-4000:]}\n--- stderr\n{proc.stderr[-4000:]}"
         )
     return proc
+
+
+def wait_http(url: str, timeout: float, server: subprocess.Popen | None = None, log: Path | None = None) -> None:
+    """Waits for ``url`` to answer 200; fails at once when ``server`` exits (with ``log``'s tail)."""
+
+    def tail() -> str:
+        return f":\n{log.read_text()[-3000:]}" if log is not None else ""
+
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if server is not None and server.poll() is not None:
+            pytest.fail(f"the server exited ({server.returncode}) before {url} answered{tail()}")
+        try:
+            with urllib.request.urlopen(url, timeout=5) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.5)
+    raise TimeoutError(f"{url} did not answer within {timeout:.0f} s{tail()}")

@@ -11,7 +11,6 @@ import os
 import shutil
 import signal
 import subprocess
-import time
 import urllib.request
 from pathlib import Path
 
@@ -19,7 +18,7 @@ import pytest
 from cdp_browser import Browser, find_chromium
 from serve_fixtures import free_port, served_project  # noqa: F401 (a fixture)
 
-from conftest import VENV_BIN
+from conftest import VENV_BIN, wait_http
 
 pytestmark = pytest.mark.slow
 CHROMIUM = find_chromium()
@@ -34,19 +33,6 @@ FIRST_JOINT = """(() => {
   return [k, kp[k], r.left + (kp[k][1] + 0.5) * r.width / w, r.top + (kp[k][0] + 0.5) * r.height / h,
           r.left + r.width / 2, r.top + r.height / 2, r.width / w];
 })()"""
-
-
-def wait_http(url: str, server: subprocess.Popen, log: Path, timeout: float) -> None:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        assert server.poll() is None, f"pg2 serve exited ({server.returncode}):\n{log.read_text()[-3000:]}"
-        try:
-            with urllib.request.urlopen(url, timeout=5) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.5)
-    raise TimeoutError(f"{url} did not answer within {timeout:.0f} s:\n{log.read_text()[-3000:]}")
 
 
 def centre(page, selector: str) -> tuple[float, float]:
@@ -90,7 +76,7 @@ def test_pick_drag_and_error_in_a_real_browser(served_project, tmp_path):  # noq
             start_new_session=True,
         )
     try:
-        wait_http(f"{url}api/info", server, log, timeout=180)
+        wait_http(f"{url}api/info", 180, server, log)
         with Browser(CHROMIUM, tmp_path / "profile", tmp_path / "chromium.log") as browser:
             page = browser.new_page(1400, 860)
             page.navigate(url)
