@@ -58,6 +58,18 @@ def setup(params, root: Path):
     return experiment.experiment_id
 
 
+def prepare_store(uri: str) -> None:
+    """Creates a SQLite store's tables now, one process at a time: `make ui` calls it before it
+    starts the MLflow server and `pg2 serve` together, which would otherwise both create the
+    tables of a new store (one fails: "table ... already exists")."""
+    from mlflow import MlflowClient
+
+    with _one_at_a_time(uri):
+        client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+        client.search_experiments(max_results=1)
+        client.search_registered_models(max_results=1)
+
+
 @contextlib.contextmanager
 def _one_at_a_time(uri: str) -> Iterator[None]:
     """Across processes, one at a time through a SQLite store's first use. Two stages started

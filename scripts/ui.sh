@@ -8,14 +8,17 @@ bin=.venv/bin
 dagster_port=${DAGSTER_PORT:-3000}
 mlflow_port=${MLFLOW_PORT:-5000}
 serve_port=${SERVE_PORT:-7860}
-# The MLflow store of the project (or $MLFLOW_TRACKING_URI); the Dagster instance must exist.
+# The MLflow store of the project (or $MLFLOW_TRACKING_URI), its tables made now (the MLflow server
+# and pg2 serve start together and would both make them); the Dagster instance must exist.
 tracking=$($bin/python -c "
 from pathlib import Path
 from pg2_pipeline.config import load_params
 from pg2_pipeline.env import ensure_dagster_home
-from pg2_pipeline.tracking import tracking_uri
+from pg2_pipeline.tracking import prepare_store, tracking_uri
 ensure_dagster_home(Path.cwd())
-print(tracking_uri(load_params('params.yaml'), Path.cwd()))")
+uri = tracking_uri(load_params('params.yaml'), Path.cwd())
+prepare_store(uri)
+print(uri)")
 
 # Each server is exec'd (so $! is the server itself, not a subshell around it) as the leader of a
 # process group of its own, with SIGINT back at its default: a background job of a
