@@ -167,8 +167,13 @@ class Stage2Params:
     # with the best value of a validation metric (never chosen on test pairs).
     # best_lpips_keep_ssim (stage 2 only): the lowest validation LPIPS among the steps whose SSIM
     # stays within select_ssim_tolerance of G1's own — refine, never lose G1's structure.
-    select: Literal["last", "best_ssim", "best_mask_ssim", "best_lpips", "best_lpips_keep_ssim"]
+    # best_fid_keep_ssim (stage 2, needs validate_fid): the lowest validation FID among the steps
+    # that keep G1's SSIM as above and do not raise its LPIPS.
+    select: Literal["last", "best_ssim", "best_mask_ssim", "best_lpips", "best_lpips_keep_ssim", "best_fid_keep_ssim"]
     select_ssim_tolerance: float
+    # FID on the validation pairs too (against the evaluation's real set; Inception on every
+    # validation output: on 2 CPU cores ~10 s per 128 pairs)
+    validate_fid: bool
     seed: int | None  # training seed (init, loader order); None: base.seed. The data stays as it is.
     lr_schedule: Literal["constant", "cosine"]  # as stage1.lr_schedule, for G2 and D
     # Processes that train the stage: more than one runs torchrun with DistributedDataParallel
@@ -335,6 +340,11 @@ def _check_values(p: Params, source: str) -> None:
     need(0 <= p.stage1.relu_slope < 1, "stage1.relu_slope", "must be in [0, 1) (0 = ReLU, the paper)")
     need(0 <= p.stage1.ema_decay < 1, "stage1.ema_decay", "must be in [0, 1) (0 = no weight average)")
     need(p.stage2.select_ssim_tolerance >= 0, "stage2.select_ssim_tolerance", "must be >= 0")
+    need(
+        p.stage2.select != "best_fid_keep_ssim" or p.stage2.validate_fid,
+        "stage2.select",
+        "is 'best_fid_keep_ssim', which needs stage2.validate_fid: true (FID on the validation pairs)",
+    )
     need(p.stage2.lambda_perceptual >= 0, "stage2.lambda_perceptual", "must be >= 0 (0 = off)")
     need(p.stage2.d_lr is None or p.stage2.d_lr > 0, "stage2.d_lr", "must be > 0 or null (= stage2.lr)")
 

@@ -26,7 +26,10 @@ _P = "pg2_pipeline/"
 _GROUND = (_P + "datasets.py", _P + "schemas.py", _P + "skeleton.py")
 _STANDARD = (_P + "data/standard", _P + "data/annotations.py")  # the packaged standard files
 _NETWORKS = tuple(_P + f"models/{m}.py" for m in ("__init__", "g1", "g2", "discriminator", "io"))
-_VALIDATION_METRICS = tuple(_P + f"evaluate/{m}.py" for m in ("metrics", "lpips", "packaged", "safe_pickle"))
+_VALIDATION_METRICS = tuple(
+    _P + f"evaluate/{m}.py"
+    for m in ("metrics", "lpips", "packaged", "safe_pickle", "fid", "inception_net", "feature_cache", "real_set")
+)  # validation FID (stage 2's validate_fid) included
 _TRAINING = (*_GROUND, _P + "inputs", _P + "imaging.py", _P + "runtime.py", _P + "viz.py", _P + "pose/maps.py",
              _P + "pose/draw.py", *_NETWORKS, _P + "models/losses.py", _P + "train/loop.py", _P + "train/precision.py",
              _P + "train/stage.py",
@@ -44,12 +47,11 @@ CODE_DEPENDENCIES: dict[str, tuple[str, ...]] = {
                    _P + "pose/blazepose.py", *_NETWORKS, _P + "models/pg2.py", _P + "evaluate", _P + "registry",
                    _P + "distributed.py"),
     # scores files with the evaluation's metric code (its real set: the evaluation's, from the cache)
-    "score": (*_GROUND, *_STANDARD, _P + "data/names.py", _P + "inputs", _P + "imaging.py", _P + "runtime.py",
-              _P + "viz.py", _P + "pose/maps.py", _P + "pose/blazepose.py", *_NETWORKS, _P + "models/pg2.py",
-              *(_P + f"evaluate/{m}.py" for m in ("__init__", "feature_cache", "fid", "inception_net",
-                                                   "inception_score", "lpips", "metrics", "outputs", "packaged",
-                                                   "pckh", "pose_pool", "report", "safe_pickle", "stage")),
-              _P + "distributed.py", _P + "score"),
+    "score": (*_GROUND, *_STANDARD, _P + "data/names.py", _P + "inputs/cache.py", _P + "runtime.py", _P + "viz.py",
+              _P + "pose/maps.py", _P + "pose/blazepose.py",
+              *(_P + f"evaluate/{m}.py" for m in ("feature_cache", "fid", "inception_net", "lpips", "metrics",
+                                                   "packaged", "pckh", "pose_pool", "real_set", "safe_pickle")),
+              _P + "score"),
 }  # fmt: skip
 
 # Imported by stages but not code dependencies (see above).

@@ -39,9 +39,9 @@ from pg2_pipeline.evaluate.inception_score import (
 from pg2_pipeline.evaluate.outputs import save_outputs
 from pg2_pipeline.evaluate.pckh import PCKhCounts, pckh, pckh_score
 from pg2_pipeline.evaluate.pose_pool import Pending, PoseRunner, auto_workers
+from pg2_pipeline.evaluate.real_set import seeded_subset, training_images
 from pg2_pipeline.evaluate.report import curves_csv, curves_picture, examples_picture, markdown_table, validation_curves
 from pg2_pipeline.imaging import to_numpy_hwc, to_uint8
-from pg2_pipeline.inputs.cache import TensorCache
 from pg2_pipeline.inputs.loader import PairLoader
 from pg2_pipeline.inputs.manifests import read_manifest
 from pg2_pipeline.models.pg2 import PG2
@@ -64,12 +64,6 @@ class _Accumulator:
 
     def column(self, name: str) -> np.ndarray:
         return np.concatenate(self.per_pair[name]) if name in self.per_pair else np.array([])
-
-
-def _subset(n: int, limit: int | None, seed: int) -> np.ndarray:
-    if limit is None or limit >= n:
-        return np.arange(n)
-    return np.sort(np.random.default_rng([seed, 7]).choice(n, size=limit, replace=False))
 
 
 @torch.inference_mode()
@@ -181,7 +175,7 @@ def build_evaluation(
             # first: the pose workers load MediaPipe while this process loads the networks
             poses = PoseRunner.for_evaluation(workers, cache_dir) if cfg.pckh else None
             full = PairLoader.from_manifest(paths, split, 1, shuffle=False, device=device)
-            rows = _subset(len(full.pairs), cfg.max_pairs, params.base.seed)
+            rows = seeded_subset(len(full.pairs), cfg.max_pairs, params.base.seed)
             loader = full.subset(rows, min(cfg.batch_size, len(rows)))
             pg2 = PG2.from_stage_folders(paths.stage("stage1"), paths.stage("stage2"), device)
             lpips_net, fid_features = _lpips(cfg, device), _fid_features(cfg, device, speed.folded_inception)
@@ -234,7 +228,7 @@ def build_evaluation(
         # the real set's Inception before the pose phase: each phase has every core
 
         def real_batches():
-            return loader_train_images(paths, cfg.fid_real_images, params.base.seed)
+            return training_images(paths, cfg.fid_real_images, params.base.seed)
 
         fid_info = _fid(fid_features, fid_gen, real_batches, results, cache_dir, store, parts, speed.low_rank_fid)
         if fid_info["enabled"]:
@@ -412,15 +406,6 @@ def _save_output_features(cache_dir, protocol: str, images: dict, mine: dict, me
         features = torch.cat([mine[step].fid[method] for step in sorted(mine)])
         store.put(image_digests(images[method].transpose(0, 3, 1, 2)), features.numpy())
     store.save()
-
-
-def loader_train_images(paths, limit: int | None, seed: int):
-    """Batches of uint8 (B, 3, H, W) training images: the FID real set (README, "Metric protocols")."""
-    cache = TensorCache.open(paths.cache, "train")
-    rows = _subset(len(cache.image_ids), limit, seed)
-    for start in range(0, len(rows), 64):
-        chunk = np.sort(rows[start : start + 64])
-        yield torch.from_numpy(np.ascontiguousarray(cache.images[chunk])).permute(0, 3, 1, 2)
 
 
 def _fid(features, generated: dict, real_batches, results: dict, cache_dir, store, parts: _Parts, low_rank: bool):

@@ -25,12 +25,12 @@ class RealSet:
 
 def project_real_set(paths, params, limit: int | None) -> RealSet | None:
     """The evaluation's FID real set: training images of the tensor cache (seeded subset)."""
-    from pg2_pipeline.evaluate.stage import loader_train_images
+    from pg2_pipeline.evaluate.real_set import training_images
 
     if not paths.cache.header("train").is_file():
         return None
     n = "all" if limit is None else f"{limit:,} (seeded subset, as the evaluation)"
-    return RealSet(lambda: loader_train_images(paths, limit, params.base.seed),
+    return RealSet(lambda: training_images(paths, limit, params.base.seed),
                    f"training images of the project's tensor cache, {n}")  # fmt: skip
 
 

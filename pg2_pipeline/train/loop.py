@@ -41,7 +41,7 @@ from pg2_pipeline.summaries import Selected, TrainingSummary
 from pg2_pipeline.train.precision import PrecisionChoice, choose_precision
 from pg2_pipeline.train.samples import sample_grid
 from pg2_pipeline.train.stage import StageContext, TrainingStage, lr_factor
-from pg2_pipeline.train.validation import KEEP_SSIM, Selection, Validator
+from pg2_pipeline.train.validation import KEEP_RULES, Selection, ValidationFID, Validator
 
 SAMPLE_PAIRS = 6
 
@@ -223,11 +223,11 @@ class _Record:
         self.dagster_run_id = dagster_run_id
         self.precision = precision
         self.sample_batch = _sample_batch(paths, rt.device)
-        self.validator = _validator(name, cfg, paths, rt.device)
+        self.validator = _validator(name, cfg, params, paths, rt.device)
         self.selection = Selection(
             cfg.select, self.files, fingerprint, rt.device, getattr(cfg, "select_ssim_tolerance", 0.0)
         )
-        if self.validator is not None and cfg.select == KEEP_SSIM:
+        if self.validator is not None and cfg.select in KEEP_RULES:
             self.selection.reference = self.validator(stage.reference_output)
 
     def set_aside(self, foreign: dict[Path, str], start_step: int, resumed: Path | None) -> None:
@@ -307,7 +307,10 @@ class _Record:
     def validate(self, step: int) -> None:
         if self.validator is None:
             return
-        metrics = self.validator(self.stage.output)
+        if step == 0 and self.selection.reference and self.stage.starts_at_reference:
+            metrics = dict(self.selection.reference)  # scored already, as G1's
+        else:
+            metrics = self.validator(self.stage.output)
         self.selection.record(step, metrics, self.stage)
         tracking.log_step_metrics(self.run_id, [(step, {f"val_{k}": v for k, v in metrics.items()}, None)])
 
@@ -389,7 +392,7 @@ class _Record:
         return summary
 
 
-def _validator(name: str, cfg, paths: ProjectPaths, device: torch.device) -> Validator | None:
+def _validator(name: str, cfg, params, paths: ProjectPaths, device: torch.device) -> Validator | None:
     """The validation pairs' scorer, or None without validation (``validate_every: 0``)."""
     if not cfg.validate_every:
         return None
@@ -400,7 +403,8 @@ def _validator(name: str, cfg, paths: ProjectPaths, device: torch.device) -> Val
                 "pairs.validation_identities > 0 and rematerialize pairs and manifests"
             )
         return None
-    return Validator(paths, device)
+    fid = ValidationFID(params, paths, device) if getattr(cfg, "validate_fid", False) else None
+    return Validator(paths, device, fid=fid)
 
 
 def _losses(entry: dict) -> dict[str, float]:

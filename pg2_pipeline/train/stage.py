@@ -89,6 +89,12 @@ class TrainingStage(abc.ABC):
     def output(self, batch: Batch) -> Tensor:
         """The stage's generated image (B, 3, H, W) in [-1, 1]: what validation scores."""
 
+    @property
+    def starts_at_reference(self) -> bool:
+        """Whether the untrained stage's :meth:`output` is :meth:`reference_output` exactly (its
+        step-0 validation is then the reference's, not scored twice)."""
+        return False
+
     def reference_output(self, batch: Batch) -> Tensor | None:
         """What the stage starts from, scored once for params ``select: best_lpips_keep_ssim``
         (stage 2: G1's image); None when there is nothing to compare with."""

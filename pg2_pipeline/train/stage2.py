@@ -224,6 +224,10 @@ class Stage2(TrainingStage):
             coarse = self.pg2.coarse(batch.condition, batch.target_map).float()
             return {"G1": coarse, "G2": self.pg2.refine(coarse, batch.condition).float()}
 
+    @property
+    def starts_at_reference(self) -> bool:
+        return bool(self.configs.get("g2", {}).get("zero_init_output"))  # G1 + a zero difference map
+
     @torch.no_grad()
     def reference_output(self, batch: Batch) -> Tensor:
         """G1's image: what stage 2 must keep the structure of while it refines."""

@@ -6,7 +6,11 @@ Every ``validate_every`` steps the loop scores the stage's output on the same fi
 * to the **target**: SSIM (``pg2`` protocol), mask-SSIM (target pose mask), L1, LPIPS;
 * to the **condition** image: SSIM and L1 — the copy detector. A generator that pastes I_A
   instead of moving the person scores high here and low above (PG²'s faithful stage 2 on short
-  runs: SSIM 0.51 to the condition vs 0.20 to the target).
+  runs: SSIM 0.51 to the condition vs 0.20 to the target);
+* with params ``validate_fid`` (stage 2): **FID** of the validation outputs against the
+  evaluation's real set (params ``evaluation.fid_real_images`` training images, the same
+  protocol; their statistics come from, or go to, ``.pg2_cache/features``, where the evaluation
+  reads them). Few images inflate FID: compare it only between steps of one run and with G1's.
 
 The same numbers choose the exported weights when params ``select`` asks for it
 (:data:`SELECTION`).
@@ -37,8 +41,13 @@ SELECTION = {
     # stage 2: the lowest LPIPS among the steps that keep G1's SSIM (within select_ssim_tolerance);
     # with a zero-initialised G2, step 0 *is* G1 and stays a candidate: never worse than G1
     "best_lpips_keep_ssim": ("lpips", False),
+    # stage 2 with validate_fid: the lowest FID among the steps that keep G1's SSIM (as above) and
+    # do not raise its LPIPS; step 0 (G1 itself) stays a candidate, so again never worse than G1
+    "best_fid_keep_ssim": ("fid", False),
 }
 KEEP_SSIM = "best_lpips_keep_ssim"
+KEEP_SSIM_FID = "best_fid_keep_ssim"
+KEEP_RULES = (KEEP_SSIM, KEEP_SSIM_FID)  # rules that compare each step with the stage's reference (G1)
 PROTOCOL = "pg2"
 
 
@@ -50,10 +59,42 @@ class _Pairs:
     mask: Tensor  # bool (B, 1, H, W): the target pose mask
 
 
+class ValidationFID:
+    """The Inception network and the evaluation's real-set statistics, for FID on validation."""
+
+    def __init__(self, params, paths: ProjectPaths, device: torch.device):
+        from pg2_pipeline.evaluate.feature_cache import ImageStore, real_stats
+        from pg2_pipeline.evaluate.fid import FEATURE_DIM, InceptionFeatures
+        from pg2_pipeline.evaluate.real_set import training_images
+
+        self.features = InceptionFeatures(device=device)
+        cache_dir = paths.local_cache.features
+        store = ImageStore(cache_dir, "inception", self.features.protocol, FEATURE_DIM)
+        cfg = params.evaluation
+        self.real, self.cache = real_stats(
+            lambda: training_images(paths, cfg.fid_real_images, params.base.seed),
+            self.features,
+            cache_dir,
+            store=store,
+        )
+        store.save()
+
+    def __call__(self, images: list[Tensor]) -> float:
+        """FID of uint8 (B, 3, H, W) ``images`` (the validation outputs, in chunks)."""
+        from pg2_pipeline.evaluate.fid import GeneratedFeatures
+
+        generated = GeneratedFeatures()
+        for chunk in images:
+            generated.add(self.features(chunk))
+        return generated.fid_to(self.real)
+
+
 class Validator:
     """Scores a generator on the fixed validation pairs (all of them, in manifest order)."""
 
-    def __init__(self, paths: ProjectPaths, device: torch.device, batch_size: int = 32):
+    def __init__(
+        self, paths: ProjectPaths, device: torch.device, batch_size: int = 32, fid: ValidationFID | None = None
+    ):
         loader = PairLoader.from_manifest(
             paths, "val", min(batch_size, self.pairs_of(paths)), shuffle=False, device=device
         )
@@ -65,6 +106,7 @@ class Validator:
                 _Pairs(batch, to_uint8(batch.target), to_uint8(batch.condition), batch.target_mask > 0.5)
             )
         self.lpips = LPIPS.pretrained(device=device)
+        self.fid = fid
 
     @staticmethod
     def pairs_of(paths: ProjectPaths) -> int:
@@ -78,15 +120,20 @@ class Validator:
     def __call__(self, generate: Callable[[Batch], Tensor]) -> dict[str, float]:
         """Mean of each metric over the validation pairs of ``generate``'s [-1, 1] images."""
         values: dict[str, list[Tensor]] = {k: [] for k in METRICS}
+        outputs = []
         for c in self.chunks:
             out = to_uint8(generate(c.batch))
+            outputs.append(out)
             values["ssim"].append(M.ssim(out, c.target, PROTOCOL))
             values["mask_ssim"].append(M.ssim(out, c.target, PROTOCOL, mask=c.mask))
             values["l1"].append(M.l1(out, c.target))
             values["lpips"].append(self.lpips.score(out, c.target))
             values["ssim_to_condition"].append(M.ssim(out, c.condition, PROTOCOL))
             values["l1_to_condition"].append(M.l1(out, c.condition))
-        return {k: round(float(torch.cat(v).double().mean()), 6) for k, v in values.items()}
+        means = {k: round(float(torch.cat(v).double().mean()), 6) for k, v in values.items()}
+        if self.fid is not None:
+            means["fid"] = round(self.fid(outputs), 4)
+        return means
 
 
 def better(select: str, value: float, best: float | None) -> bool:
@@ -119,16 +166,23 @@ class Selection:
 
     def record(self, step: int, metrics: dict[str, float], stage) -> None:
         self.history.append({"step": step, **metrics})
-        if self.rule == "last" or (step == 0 and self.rule != KEEP_SSIM):  # step 0: nothing trained yet
+        if self.rule == "last" or (step == 0 and self.rule not in KEEP_RULES):  # step 0: nothing trained yet
             return
-        if self.rule == KEEP_SSIM and metrics["ssim"] < self.reference["ssim"] - self.tolerance:
-            return  # lost G1's structure: not a candidate
+        if self.rule in KEEP_RULES and not self.keeps_reference(metrics):
+            return
         value = metrics[SELECTION[self.rule][0]]
         if better(self.rule, value, self.best[1] if self.best else None):
             self.best = step, value
             models, _ = stage.state()
             state = {"step": step, "fingerprint": self.fingerprint, "rule": self.rule, "value": value, "models": models}
             io.save_checkpoint(self.files, state, path=self.files.best_checkpoint)
+
+    def keeps_reference(self, metrics: dict[str, float]) -> bool:
+        """Whether a step is a candidate of a :data:`KEEP_RULES` rule: G1's structure kept (SSIM
+        within the tolerance) and, for the FID rule, its LPIPS not raised."""
+        if metrics["ssim"] < self.reference["ssim"] - self.tolerance:
+            return False
+        return self.rule != KEEP_SSIM_FID or metrics["lpips"] <= self.reference["lpips"]
 
     def apply(self, stage, last_step: int) -> dict:
         """Loads the selected networks into ``stage``; returns what was selected."""
