@@ -225,6 +225,7 @@ class PoseTransfer:
         from mlflow.exceptions import MlflowException
 
         from pg2_pipeline.model_card import describe_model
+        from pg2_pipeline.models.pg2 import load_pyfunc
 
         if tracking_uri:
             from pg2_pipeline.tracking import use_tracking_uri
@@ -237,7 +238,7 @@ class PoseTransfer:
             )
         try:
             with warnings.catch_warnings(record=True) as caught:  # the filters in force, recorded
-                self.model = mlflow.pyfunc.load_model(model_uri)
+                self.model = load_pyfunc(model_uri)  # sys.path left as it was
         except MlflowException as exc:
             raise ModelNotFoundError(
                 f"cannot load {model_uri}: {exc.message} (tracking store {mlflow.get_tracking_uri()})"

@@ -2,9 +2,13 @@
 and from a photo, and a clear error for each kind of bad input."""
 
 import dataclasses
+import importlib.util
 import json
+import multiprocessing
 import shutil
 import subprocess
+import sys
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import cv2
@@ -152,7 +156,13 @@ def test_python_api_in_a_few_lines(registered, monkeypatch):
     monkeypatch.chdir(registered)
     from pg2_pipeline.tracking import tracking_uri
 
+    search_path = list(sys.path)
     transfer = PoseTransfer(MODEL, tracking_uri=tracking_uri(load_params(registered / "params.yaml"), registered))
+    # MLflow prepends the model's code folder (a partial copy of the package) to sys.path; a
+    # process spawned afterwards (the evaluation's BlazePose workers) must still import the whole one
+    assert sys.path == search_path
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        assert pool.submit(importlib.util.find_spec, "pg2_pipeline.pose.blazepose").result() is not None
     out = transfer.generate(registered / "photos/astronaut.png", pose_from=registered / "photos/astronaut.png")
     assert out.shape == (128, 64, 3) and out.dtype == np.uint8
     with pytest.raises(NoPersonError):

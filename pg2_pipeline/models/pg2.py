@@ -12,6 +12,8 @@ Training samples, the evaluation, its report and the MLflow model all go through
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 import torch
 from torch import nn
@@ -87,6 +89,18 @@ class PG2(nn.Module):
     def from_registered(cls, model_uri: str) -> PG2:
         """The PG² object of a logged or registered generator (``models:/name@alias``,
         ``models:/name/3``, ``runs:/id/generator``), through the MLflow model's own loader."""
-        import mlflow
+        return load_pyfunc(model_uri).unwrap_python_model().pg2
 
-        return mlflow.pyfunc.load_model(model_uri).unwrap_python_model().pg2
+
+def load_pyfunc(model_uri: str):
+    """``mlflow.pyfunc.load_model`` for code that runs the installed pg2_pipeline: MLflow puts the
+    model's code folder (the few modules of pg2_pipeline the model ships) first on ``sys.path`` for
+    good, and processes started later with that path (BlazePose and evaluation workers, spawned)
+    would import that partial copy instead of the package. ``sys.path`` is restored."""
+    import mlflow
+
+    search_path = list(sys.path)
+    try:
+        return mlflow.pyfunc.load_model(model_uri)
+    finally:
+        sys.path[:] = search_path
