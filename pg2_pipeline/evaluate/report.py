@@ -25,6 +25,7 @@ DIAGNOSTICS = (
     ("pckh_detected", "PCKh on detected"),
 )  # fmt: skip
 CURVE_METRICS = ("ssim", "mask_ssim", "l1", "lpips", "ssim_to_condition", "l1_to_condition")
+OPTIONAL_CURVES = ("fid",)  # stage 2 with validate_fid only: empty cells / no panel otherwise
 
 
 def _cell(value) -> str:
@@ -131,18 +132,23 @@ def validation_curves(paths: ProjectPaths) -> list[dict]:
 
 def curves_csv(points: list[dict]) -> str:
     out = io.StringIO()
-    out.write("step,stage," + ",".join(CURVE_METRICS) + "\n")
+    keys = (*CURVE_METRICS, *OPTIONAL_CURVES)
+    out.write("step,stage," + ",".join(keys) + "\n")
     for p in points:
-        out.write(f"{p['step']},{p['stage']}," + ",".join(str(p[k]) for k in CURVE_METRICS) + "\n")
+        out.write(f"{p['step']},{p['stage']}," + ",".join(str(p.get(k, "")) for k in keys) + "\n")
     return out.getvalue()
 
 
 def curves_picture(points: list[dict]) -> np.ndarray:
     plt = viz.pyplot()
-    fig, axes = plt.subplots(2, 3, figsize=(11, 5.6), dpi=110)
-    for ax, key in zip(axes.flat, CURVE_METRICS):
+    keys = (*CURVE_METRICS, *(k for k in OPTIONAL_CURVES if any(k in p for p in points)))
+    cols = (len(keys) + 1) // 2
+    fig, axes = plt.subplots(2, cols, figsize=(11 * cols / 3, 5.6), dpi=110)
+    for ax in axes.flat[len(keys) :]:
+        ax.axis("off")
+    for ax, key in zip(axes.flat, keys):
         for stage, colour in (("stage1", "#4C72B0"), ("stage2", "#DD8452")):
-            pts = [p for p in points if p["stage"] == stage]
+            pts = [p for p in points if p["stage"] == stage and key in p]
             ax.plot([p["step"] for p in pts], [p[key] for p in pts], "o-", color=colour, label=stage, markersize=3)
         ax.set_title(f"validation {key.replace('_', ' ')}", fontsize=9)
         ax.set_xlabel("training step (stage 1, then stage 2)", fontsize=7)

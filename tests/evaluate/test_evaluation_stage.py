@@ -93,8 +93,9 @@ def test_per_pair_scores_and_pictures(evaluated):
     for picture in (paths.evaluation.examples, paths.evaluation.curves):
         assert picture.stat().st_size > 5_000
     curves = paths.evaluation.curves_csv.read_text().splitlines()
-    assert curves[0] == "step,stage,ssim,mask_ssim,l1,lpips,ssim_to_condition,l1_to_condition"
+    assert curves[0] == "step,stage,ssim,mask_ssim,l1,lpips,ssim_to_condition,l1_to_condition,fid"
     rows = [line.split(",") for line in curves[1:]]
+    assert all(len(r) == 9 and r[-1] == "" for r in rows)  # no validation FID in the tiny profile
     # the validation records of both stages: step 0, every validate_every, the last step
     s1, s2 = params.stage1, params.stage2
     expected = [("stage1", s) for s in range(0, s1.steps + 1, s1.validate_every)]

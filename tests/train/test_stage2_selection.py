@@ -15,6 +15,7 @@ from pg2_pipeline.config import ParamsError, load_params
 from pg2_pipeline.evaluate.feature_cache import real_stats
 from pg2_pipeline.evaluate.fid import InceptionFeatures
 from pg2_pipeline.evaluate.real_set import training_images
+from pg2_pipeline.evaluate.report import curves_csv, curves_picture, validation_curves
 from pg2_pipeline.models import io as ckpt
 from pg2_pipeline.paths import ProjectPaths
 from pg2_pipeline.train.stages import train_stage
@@ -57,6 +58,12 @@ def test_fid_rule_exports_the_lowest_validation_fid_that_keeps_g1(tiny_trained, 
     exported = load_file(files.weights("g2"))
     chosen = ckpt.load_checkpoint(files.best_checkpoint)["models"]["g2"]
     assert all(torch.equal(exported[k], chosen[k]) for k in exported)
+
+    # the report's curves carry the FID of stage 2's validations (none for stage 1)
+    rows = [line.split(",") for line in curves_csv(validation_curves(paths)).splitlines()]
+    assert rows[0][-1] == "fid" and all(r[-1] == "" for r in rows[1:] if r[1] == "stage1")
+    assert [float(r[-1]) for r in rows[1:] if r[1] == "stage2"] == [v["fid"] for v in history]
+    assert curves_picture(validation_curves(paths)).shape[1] > 1_400  # 4 columns (3 without FID: 1,210 px)
 
     # the evaluation's real set (same images, same protocol) is a feature-cache hit now
     features = InceptionFeatures()
