@@ -7,9 +7,8 @@ export DVC_NO_ANALYTICS := 1
 export MLFLOW_DISABLE_TELEMETRY := true
 export DO_NOT_TRACK := 1
 export PYTHONUNBUFFERED := 1
-# Tests use both cores, a test module per worker at a time (longest first: tests/conftest.py);
-# override with `make test PYTEST_ARGS=...`.
-PYTEST_ARGS ?= -n 2 --dist loadscope
+# Tests use both cores; override with `make test PYTEST_ARGS=...`.
+PYTEST_ARGS ?= -n 2
 
 .PHONY: setup demo test ui bench lock clean
 

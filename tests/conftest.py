@@ -40,28 +40,6 @@ def project_files() -> list[str]:
     return [f for f in out.splitlines() if (REPO / f).is_file()]
 
 
-# Modules whose tests take longest (seconds measured on 2 cores, fixtures included), handed out
-# first: with `make test`'s `--dist loadscope` a module goes to one worker whole (its module
-# fixtures are built once), and a long module collected last would leave the other worker idle.
-LONGEST_FIRST = (
-    "tests/test_dvc_door.py",  # ~225: its own project through dvc repro, then dvc exp run
-    "tests/test_dagster_ui.py",  # ~130: dagster dev materializes the chain in a browser
-    "tests/evaluate/test_evaluation_sharded.py",  # ~110
-    "tests/evaluate/test_evaluation_stage.py",  # ~100
-    "tests/evaluate/test_evaluation_speed.py",  # ~85
-    "tests/train/test_distributed.py",  # ~75
-    "tests/test_make_ui.py",  # ~60
-    "tests/test_faults.py",  # ~60
-    "tests/train/test_training_loop.py",  # ~50
-    "tests/test_gpu_check.py",  # ~50
-)
-
-
-def pytest_collection_modifyitems(config, items):
-    rank = {path: i for i, path in enumerate(LONGEST_FIRST)}
-    items.sort(key=lambda item: rank.get(Path(str(item.fspath)).relative_to(REPO).as_posix(), len(rank)))
-
-
 def set_params(root: Path, **updates: dict) -> None:
     """Updates sections of ``root/params.yaml``: ``set_params(root, base={'profile': 'tiny'})``."""
     path = root / "params.yaml"
