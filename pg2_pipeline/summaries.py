@@ -197,7 +197,7 @@ class TrainingSummary:
     validation_pairs: int  # 0: no validation
     selected: Selected
     final_validation: dict[str, float]  # the last validation record (step and metrics)
-    validation_reference: dict[str, float]  # stage 2 with best_lpips_keep_ssim: G1's validation; else {}
+    validation_reference: dict[str, float]  # stage 2 with best_lpips/fid_keep_ssim: G1's validation; else {}
     processes: int  # world size: 1, or the torchrun processes that trained it
     # how it computed: precision, channels_last, how chosen (params / measured / cached / cuda /
     # fallback), why, and the measured images/s per mode (pg2_pipeline.train.precision)

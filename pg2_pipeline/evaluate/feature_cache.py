@@ -51,7 +51,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from pg2_pipeline.evaluate.fid import FID_PROTOCOL, FIDStats
+from pg2_pipeline.evaluate.fid import FEATURE_DIM, FID_PROTOCOL, FIDStats
 
 FORMAT = 1
 DIGEST_BYTES = 16
@@ -269,6 +269,14 @@ def _batches(source) -> Callable[[], Iterable[Tensor]]:
     if isinstance(source, Iterator):
         source = list(source)
     return lambda: source
+
+
+def inception_store(features, cache_dir: Path | None) -> ImageStore | None:
+    """Per-image FID Inception features of real images (the real set, the copy baseline's
+    images), by content, under ``features.protocol``; None without features or a cache folder."""
+    if features is None or cache_dir is None:
+        return None
+    return ImageStore(cache_dir, "inception", features.protocol, FEATURE_DIM)
 
 
 def real_stats(

@@ -28,7 +28,7 @@ import torch
 from pg2_pipeline import fileio, summaries
 from pg2_pipeline.distributed import Dist, launch, torchrun_command, world_size
 from pg2_pipeline.evaluate import metrics as M
-from pg2_pipeline.evaluate.feature_cache import OUTPUTS_KIND, ImageStore, cached_call, image_digests
+from pg2_pipeline.evaluate.feature_cache import OUTPUTS_KIND, ImageStore, cached_call, image_digests, inception_store
 from pg2_pipeline.evaluate.fid import GeneratedFeatures
 from pg2_pipeline.evaluate.inception_score import (
     UNAVAILABLE_REASON,
@@ -179,7 +179,7 @@ def build_evaluation(
             loader = full.subset(rows, min(cfg.batch_size, len(rows)))
             pg2 = PG2.from_stage_folders(paths.stage("stage1"), paths.stage("stage2"), device)
             lpips_net, fid_features = _lpips(cfg, device), _fid_features(cfg, device, speed.folded_inception)
-            store = _inception_store(fid_features, cache_dir)
+            store = inception_store(fid_features, cache_dir)
             is_net = (
                 load_inception_logits(cfg.inception_logits_weights, device) if cfg.inception_logits_weights else None
             )
@@ -385,15 +385,6 @@ def _fid_features(cfg, device, folded: bool = True):
 def _estimator(cfg) -> PoseRunner | None:
     """BlazePose in this process (for :func:`_score_batch` without a pool: bench/gpu_check.py)."""
     return PoseRunner(0) if cfg.pckh else None
-
-
-def _inception_store(features, cache_dir) -> ImageStore | None:
-    """Per-image Inception features of real images (copy baseline, real set), by content."""
-    if features is None or cache_dir is None:
-        return None
-    from pg2_pipeline.evaluate.fid import FEATURE_DIM
-
-    return ImageStore(cache_dir, "inception", features.protocol, FEATURE_DIM)
 
 
 def _save_output_features(cache_dir, protocol: str, images: dict, mine: dict, methods) -> None:

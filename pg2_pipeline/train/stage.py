@@ -96,8 +96,9 @@ class TrainingStage(abc.ABC):
         return False
 
     def reference_output(self, batch: Batch) -> Tensor | None:
-        """What the stage starts from, scored once for params ``select: best_lpips_keep_ssim``
-        (stage 2: G1's image); None when there is nothing to compare with."""
+        """What the stage starts from, scored once for the rules that compare with it (params
+        ``select: best_lpips_keep_ssim`` / ``best_fid_keep_ssim``; stage 2: G1's image); None
+        when there is nothing to compare with."""
         return None
 
     @abc.abstractmethod

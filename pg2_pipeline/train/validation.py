@@ -63,15 +63,15 @@ class ValidationFID:
     """The Inception network and the evaluation's real-set statistics, for FID on validation."""
 
     def __init__(self, params, paths: ProjectPaths, device: torch.device):
-        from pg2_pipeline.evaluate.feature_cache import ImageStore, real_stats
-        from pg2_pipeline.evaluate.fid import FEATURE_DIM, InceptionFeatures
+        from pg2_pipeline.evaluate.feature_cache import inception_store, real_stats
+        from pg2_pipeline.evaluate.fid import InceptionFeatures
         from pg2_pipeline.evaluate.real_set import training_images
 
         self.features = InceptionFeatures(device=device)
         cache_dir = paths.local_cache.features
-        store = ImageStore(cache_dir, "inception", self.features.protocol, FEATURE_DIM)
+        store = inception_store(self.features, cache_dir)
         cfg = params.evaluation
-        self.real, self.cache = real_stats(
+        self.real, _ = real_stats(
             lambda: training_images(paths, cfg.fid_real_images, params.base.seed),
             self.features,
             cache_dir,
