@@ -7,8 +7,8 @@ export DVC_NO_ANALYTICS := 1
 export MLFLOW_DISABLE_TELEMETRY := true
 export DO_NOT_TRACK := 1
 export PYTHONUNBUFFERED := 1
-# Tests use both cores; override with `make test PYTEST_ARGS=...`.
-PYTEST_ARGS ?= -n 2
+# Tests use both cores and list the 15 slowest; override with `make test PYTEST_ARGS=...`.
+PYTEST_ARGS ?= -n 2 --durations=15
 
 .PHONY: setup demo test ui bench lock clean
 

@@ -49,6 +49,15 @@ def set_params(root: Path, **updates: dict) -> None:
     path.write_text(yaml.safe_dump(params, sort_keys=False))
 
 
+def set_profile(root: Path, section: str, profile: str = "tiny", **values) -> None:
+    """Values of ``section`` in its ``profile`` block of ``root/params.yaml`` (the block wins over
+    the section's own keys): ``set_profile(root, "stage2", select="best_fid_keep_ssim")``."""
+    path = root / "params.yaml"
+    params = yaml.safe_load(path.read_text())
+    params[section].setdefault("profiles", {}).setdefault(profile, {}).update(values)
+    path.write_text(yaml.safe_dump(params, sort_keys=False))
+
+
 def copy_project(root: Path, profile: str = "tiny") -> Path:
     """A copy of the project's files in ``root`` with ``base.profile`` set."""
     for rel in project_files():

@@ -13,7 +13,7 @@ from pg2_pipeline.config import load_params
 from pg2_pipeline.evaluate.stage import build_evaluation, run_evaluation
 from pg2_pipeline.paths import ProjectPaths
 
-from conftest import set_params
+from conftest import set_params, set_profile
 
 pytestmark = pytest.mark.slow
 
@@ -28,6 +28,7 @@ def test_two_processes_merge_to_the_numbers_of_one(tiny_trained, tmp_path, monke
             root = tmp_path / name
             shutil.copytree(tiny_trained, root, ignore=shutil.ignore_patterns("evaluation", "mlflow.db", "mlartifacts"))
             set_params(root, evaluation={"nproc_per_node": nproc})
+            set_profile(root, "evaluation", max_pairs=16, batch_size=8)  # half the tiny pairs: 2 batches all the same
             paths = ProjectPaths(root)
             params = load_params(paths.params_file)
             summary = (
@@ -42,4 +43,4 @@ def test_two_processes_merge_to_the_numbers_of_one(tiny_trained, tmp_path, monke
     assert s1.metrics == s2.metrics and s1.fid == s2.fid and s1.gate == s2.gate
     assert summaries.read_metrics(one.evaluation.metrics) == summaries.read_metrics(two.evaluation.metrics)
     assert pq.read_table(one.evaluation.per_pair).equals(pq.read_table(two.evaluation.per_pair))
-    assert s1.metrics.pairs == 32  # tiny: 2 batches of 16, one per process
+    assert s1.metrics.pairs == 16  # 2 batches of 8, one per process

@@ -8,7 +8,6 @@ import shutil
 
 import pytest
 import torch
-import yaml
 from safetensors.torch import load_file
 
 from pg2_pipeline.config import ParamsError, load_params
@@ -20,14 +19,7 @@ from pg2_pipeline.models import io as ckpt
 from pg2_pipeline.paths import ProjectPaths
 from pg2_pipeline.train.stages import train_stage
 
-from conftest import REPO, set_params
-
-
-def stage2_params(root, **values) -> None:
-    """Values for stage 2's ``tiny`` profile block in ``root/params.yaml``."""
-    data = yaml.safe_load((root / "params.yaml").read_text())
-    data["stage2"]["profiles"]["tiny"].update(values)
-    (root / "params.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
+from conftest import REPO, set_params, set_profile
 
 
 def test_fid_rule_exports_the_lowest_validation_fid_that_keeps_g1(tiny_trained, tmp_path, monkeypatch):
@@ -38,7 +30,7 @@ def test_fid_rule_exports_the_lowest_validation_fid_that_keeps_g1(tiny_trained, 
         ignore=shutil.ignore_patterns("stage2", "evaluation", "mlflow.db", "mlartifacts", ".pg2_cache"),
     )
     # a loose tolerance, so that trained steps are candidates on a 10-step run
-    stage2_params(root, steps=10, validate_every=2, validate_fid=True, select="best_fid_keep_ssim",
+    set_profile(root, "stage2", steps=10, validate_every=2, validate_fid=True, select="best_fid_keep_ssim",
                   select_ssim_tolerance=0.05)  # fmt: skip
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{root}/mlflow.db")
     paths = ProjectPaths(root)
@@ -80,6 +72,6 @@ def test_fid_rule_exports_the_lowest_validation_fid_that_keeps_g1(tiny_trained, 
 def test_fid_rule_needs_validation_fid(tmp_path):
     shutil.copy2(REPO / "params.yaml", tmp_path / "params.yaml")
     set_params(tmp_path, base={"profile": "tiny"})
-    stage2_params(tmp_path, validate_fid=False, select="best_fid_keep_ssim")
+    set_profile(tmp_path, "stage2", validate_fid=False, select="best_fid_keep_ssim")
     with pytest.raises(ParamsError, match="stage2.validate_fid: true"):
         load_params(tmp_path / "params.yaml")
