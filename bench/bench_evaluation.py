@@ -48,7 +48,15 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from pg2_pipeline.config import load_params  # noqa: E402
-from pg2_pipeline.evaluate.fid import FEATURE_DIM, FIDStats, InceptionFeatures, fid, inception_input  # noqa: E402
+from pg2_pipeline.evaluate.fid import (  # noqa: E402
+    CPU_NETWORK_BATCH,
+    FEATURE_DIM,
+    FIDStats,
+    InceptionFeatures,
+    fid,
+    inception_input,
+    network_batch,
+)
 from pg2_pipeline.evaluate.stage import METHODS, SERIAL, Speed, build_evaluation  # noqa: E402
 from pg2_pipeline.paths import ProjectPaths  # noqa: E402
 from pg2_pipeline.runtime import cpu_model  # noqa: E402
@@ -101,8 +109,12 @@ def make_project(src: ProjectPaths, tmp: Path, pairs: int, real: int) -> tuple[P
 
 
 def bench_inception(reps: int = 3, batch: int = 32) -> dict:
-    """Images/s of the TorchScript file and of the folded port, interleaved."""
-    nets = {"torchscript": InceptionFeatures(folded=False), "folded": InceptionFeatures(folded=True)}
+    """Images/s of the TorchScript file (32 images a pass, as shipped) and of the folded port at
+    several images per pass (the default is ``network_batch``), interleaved; ``batch`` images a
+    call."""
+    sweep = sorted({2, 4, 8, 32, CPU_NETWORK_BATCH})
+    nets = {"torchscript": InceptionFeatures(folded=False, batch_size=32)}
+    nets |= {f"folded_{n}": InceptionFeatures(folded=True, batch_size=n) for n in sweep}
     images = torch.randint(0, 256, (batch, 3, 128, 64), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
     rates: dict[str, list[float]] = {k: [] for k in nets}
     out = {k: f(images) for k, f in nets.items()}  # warm-up (oneDNN primitives, weight packing)
@@ -112,11 +124,14 @@ def bench_inception(reps: int = 3, batch: int = 32) -> dict:
             f(images)
             rates[k].append(batch / (time.perf_counter() - start))
     med = {k: sorted(v)[len(v) // 2] for k, v in rates.items()}
-    ref = out["torchscript"]
+    ref, default = out["torchscript"], f"folded_{network_batch(torch.device('cpu'))}"
     return {
-        "images_per_s": {k: round(v, 2) for k, v in med.items()},
-        "speedup": round(med["folded"] / med["torchscript"], 2),
-        "feature_rel_diff": float(f"{float((out['folded'] - ref).norm() / ref.norm()):.2e}"),
+        "images_per_s": {"torchscript": round(med["torchscript"], 2), "folded": round(med[default], 2)},
+        "speedup": round(med[default] / med["torchscript"], 2),
+        "feature_rel_diff": float(f"{float((out[default] - ref).norm() / ref.norm()):.2e}"),
+        "folded_by_images_per_pass": {k.split("_")[1]: round(med[k], 2) for k in nets if k != "torchscript"},
+        "folded_identical_at_every_pass_size": all(torch.equal(out[default], out[f"folded_{n}"]) for n in sweep),
+        "images_per_pass": {"torchscript": 32, "folded": network_batch(torch.device("cpu"))},
         "batch": batch,
         "input": "128x64 uint8, resized to 299x299 inside",
         "network_input_shape": list(inception_input(images[:1]).shape),

@@ -100,7 +100,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=os.cpu_count())
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    nets = (LPIPS.pretrained(), InceptionFeatures(batch_size=32))
+    nets = (LPIPS.pretrained(), InceptionFeatures())
     out = {"cpu": cpu_model(), "threads": torch.get_num_threads(), "torch": torch.__version__, "pairs": args.pairs,
            "load_average": os.getloadavg(), "datasets": {}}  # fmt: skip
     for dataset, size in (("market", (128, 64)), ("deepfashion", (256, 176))):

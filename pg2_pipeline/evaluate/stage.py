@@ -379,7 +379,8 @@ def _fid_features(cfg, device, folded: bool = True):
         return None
     from pg2_pipeline.evaluate.fid import InceptionFeatures
 
-    return InceptionFeatures(device=device, batch_size=32, folded=folded)
+    # the serial path (the benchmark's baseline) keeps the 32-image passes it had
+    return InceptionFeatures(device=device, batch_size=None if folded else 32, folded=folded)
 
 
 def _estimator(cfg) -> PoseRunner | None:

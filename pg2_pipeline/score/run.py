@@ -205,7 +205,7 @@ def score_outputs(
     if TF_INCEPTION in wanted:
         from pg2_pipeline.evaluate.fid import InceptionFeatures
 
-        fid_features[TF_INCEPTION] = InceptionFeatures(device=dev, batch_size=32)
+        fid_features[TF_INCEPTION] = InceptionFeatures(device=dev)
     if TORCHVISION_INCEPTION in wanted and fid_weights:
         from pg2_pipeline.score.features import TorchvisionInception
 

@@ -21,6 +21,7 @@ from pg2_pipeline.evaluate.fid import (
     fid_to_features,
     frechet_distance,
     load_inception,
+    network_batch,
     tf_bilinear_resize,
 )
 
@@ -46,6 +47,16 @@ def crops(n: int = N) -> np.ndarray:
         y, x = 23 * i % (p.shape[0] - 256), 37 * i % (p.shape[1] - 128)
         out.append(p[y : y + 256 : 2, x : x + 128 : 2])
     return np.stack(out).transpose(0, 3, 1, 2).copy()
+
+
+def test_images_per_pass_change_speed_not_features(real_features):
+    """The CPU default passes a few images at a time (cache-sized 299×299 activations); any pass
+    size gives the same features, so cached features and FIDs do not depend on it."""
+    default = InceptionFeatures(device="cpu")
+    assert default.batch_size == network_batch(torch.device("cpu")) < N
+    images = torch.from_numpy(crops(N))
+    assert torch.equal(default(images), real_features)  # real_features: one pass of all N
+    assert network_batch(torch.device("cuda")) >= N  # a GPU keeps large passes
 
 
 def test_weights_are_packaged_and_give_2048_features(features, real_features):
