@@ -55,7 +55,6 @@ from pg2_pipeline.evaluate.fid import (  # noqa: E402
     InceptionFeatures,
     fid,
     inception_input,
-    network_batch,
 )
 from pg2_pipeline.evaluate.stage import METHODS, SERIAL, Speed, build_evaluation  # noqa: E402
 from pg2_pipeline.paths import ProjectPaths  # noqa: E402
@@ -110,8 +109,8 @@ def make_project(src: ProjectPaths, tmp: Path, pairs: int, real: int) -> tuple[P
 
 def bench_inception(reps: int = 3, batch: int = 32) -> dict:
     """Images/s of the TorchScript file (32 images a pass, as shipped) and of the folded port at
-    several images per pass (the default is ``network_batch``), interleaved; ``batch`` images a
-    call."""
+    several images per pass (the CPU default is ``CPU_NETWORK_BATCH``), interleaved; ``batch``
+    images a call."""
     sweep = sorted({2, 4, 8, 32, CPU_NETWORK_BATCH})
     nets = {"torchscript": InceptionFeatures(folded=False, batch_size=32)}
     nets |= {f"folded_{n}": InceptionFeatures(folded=True, batch_size=n) for n in sweep}
@@ -124,14 +123,14 @@ def bench_inception(reps: int = 3, batch: int = 32) -> dict:
             f(images)
             rates[k].append(batch / (time.perf_counter() - start))
     med = {k: sorted(v)[len(v) // 2] for k, v in rates.items()}
-    ref, default = out["torchscript"], f"folded_{network_batch(torch.device('cpu'))}"
+    ref, default = out["torchscript"], f"folded_{CPU_NETWORK_BATCH}"
     return {
         "images_per_s": {"torchscript": round(med["torchscript"], 2), "folded": round(med[default], 2)},
         "speedup": round(med[default] / med["torchscript"], 2),
         "feature_rel_diff": float(f"{float((out[default] - ref).norm() / ref.norm()):.2e}"),
         "folded_by_images_per_pass": {k.split("_")[1]: round(med[k], 2) for k in nets if k != "torchscript"},
         "folded_identical_at_every_pass_size": all(torch.equal(out[default], out[f"folded_{n}"]) for n in sweep),
-        "images_per_pass": {"torchscript": 32, "folded": network_batch(torch.device("cpu"))},
+        "images_per_pass": {"torchscript": 32, "folded": CPU_NETWORK_BATCH},
         "batch": batch,
         "input": "128x64 uint8, resized to 299x299 inside",
         "network_input_shape": list(inception_input(images[:1]).shape),

@@ -31,7 +31,7 @@ def test_fid_rule_exports_the_lowest_validation_fid_that_keeps_g1(tiny_trained, 
     )
     # a loose tolerance, so that trained steps are candidates on a 10-step run
     set_profile(root, "stage2", steps=10, validate_every=2, validate_fid=True, select="best_fid_keep_ssim",
-                  select_ssim_tolerance=0.05)  # fmt: skip
+                select_ssim_tolerance=0.05)  # fmt: skip
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{root}/mlflow.db")
     paths = ProjectPaths(root)
     params = load_params(paths.params_file)
@@ -52,10 +52,11 @@ def test_fid_rule_exports_the_lowest_validation_fid_that_keeps_g1(tiny_trained, 
     assert all(torch.equal(exported[k], chosen[k]) for k in exported)
 
     # the report's curves carry the FID of stage 2's validations (none for stage 1)
-    rows = [line.split(",") for line in curves_csv(validation_curves(paths)).splitlines()]
+    points = validation_curves(paths)
+    rows = [line.split(",") for line in curves_csv(points).splitlines()]
     assert rows[0][-1] == "fid" and all(r[-1] == "" for r in rows[1:] if r[1] == "stage1")
     assert [float(r[-1]) for r in rows[1:] if r[1] == "stage2"] == [v["fid"] for v in history]
-    assert curves_picture(validation_curves(paths)).shape[1] > 1_400  # 4 columns (3 without FID: 1,210 px)
+    assert curves_picture(points).shape[1] > 1_400  # 4 columns (3 without FID: 1,210 px)
 
     # the evaluation's real set (same images, same protocol) is a feature-cache hit now
     features = InceptionFeatures()
